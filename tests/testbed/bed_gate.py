@@ -1,0 +1,294 @@
+"""The AWS gate: an HTTP proxy in front of moto that records every call, checks
+`AssumeRoleWithWebIdentity` the way real STS does (see bed_sts), injects faults, and serves the
+test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON out:
+
+  GET    /_testbed/info               the endpoints of the ready line
+  POST   /_testbed/reset              empty moto, forget calls and faults, default accounts
+  GET    /_testbed/calls              recorded AWS calls, oldest first
+  DELETE /_testbed/calls              forget them (also POST /_testbed/calls/clear)
+  POST   /_testbed/faults/aws         {"code", "times", "action"?="AssumeRoleWithWebIdentity",
+                                       "status"?, "message"?}   (alias: /_testbed/faults/sts)
+  POST   /_testbed/faults/metadata    {"status"? , "delay_ms"?, "times"}
+  GET|PUT /_testbed/service-accounts  [{"email", "unique_id", "aliases"}]
+  POST   /_testbed/token              {"service_account", "audience", "expires_in"?, "issuer"?,
+                                       "azp"?, "sub"?, "unknown_key"?, "format"?} -> {"token"}
+  GET    /_testbed/jwks               the published JWKS
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import bed_http
+import bed_state
+import bed_sts
+
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "content-length",
+}
+UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
+IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
+_SCOPE_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/,\s]+)/([^/,\s]+)/aws4_request")
+_QUERY_SCOPE_RE = re.compile(r"^([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request$")
+_XML_CODE_RE = re.compile(rb"<Code>([^<]{1,256})</Code>")
+
+
+class RequestInfo:
+    """What the recorder needs to know about one AWS request."""
+
+    def __init__(self, method: str, url, headers, body: bytes) -> None:
+        self.params: dict[str, str] = {}
+        for key, values in parse_qs(url.query, keep_blank_values=True).items():
+            self.params[key] = values[0]
+        content_type = headers.get("Content-Type", "")
+        if content_type.startswith("application/x-www-form-urlencoded") and body:
+            try:
+                form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+            except UnicodeDecodeError:
+                form = {}
+            for key, values in form.items():
+                self.params[key] = values[0]
+
+        self.access_key_id: str | None = None
+        self.region: str | None = None
+        self.service: str | None = None
+        match = _SCOPE_RE.search(headers.get("Authorization", ""))
+        if match:
+            self.access_key_id, self.region, self.service = match.groups()
+        else:
+            scope = _QUERY_SCOPE_RE.match(self.params.get("X-Amz-Credential", ""))
+            if scope:
+                self.access_key_id, self.region, self.service = scope.groups()
+
+        target = headers.get("X-Amz-Target")
+        if "Action" in self.params:
+            self.action = self.params["Action"]
+        elif target:
+            self.action = target.rsplit(".", 1)[-1]
+        else:
+            self.action = f"{method} {url.path}"
+        if self.service is None:
+            self.service = "sts" if self.action in UNSIGNED_STS_ACTIONS else "unknown"
+
+
+def error_code_of(status: int, headers: list, body: bytes) -> str | None:
+    if status < 400:
+        return None
+    match = _XML_CODE_RE.search(body[:65536])
+    if match:
+        return match.group(1).decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body)
+        if isinstance(parsed, dict):
+            kind = parsed.get("__type") or parsed.get("code") or parsed.get("Code")
+            if isinstance(kind, str):
+                return kind.rsplit("#", 1)[-1]
+    except ValueError:
+        pass
+    for name, value in headers:
+        if name.lower() == "x-amzn-errortype":
+            return value.split(":", 1)[0]
+    return None
+
+
+class Gate:
+    def __init__(
+        self,
+        state: bed_state.BedState,
+        moto_address: tuple[str, int],
+        get_role: Callable[[str], dict | None],
+        reset_moto: Callable[[], None],
+        moto_ready: threading.Event,
+    ) -> None:
+        self.state = state
+        self.moto_address = moto_address
+        self.get_role = get_role
+        self.reset_moto = reset_moto
+        self.moto_ready = moto_ready
+        self.info: dict = {}
+        self.server = bed_http.Server(("127.0.0.1", 0), self._handler())
+
+    # ------------------------------------------------------------------------------------
+    def forward(self, method: str, target: str, headers, body: bytes, extra: dict | None = None):
+        self.moto_ready.wait(120)
+        conn = http.client.HTTPConnection(*self.moto_address, timeout=120)
+        try:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            for name, value in headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    conn.putheader(name, value)
+            for name, value in (extra or {}).items():
+                conn.putheader(name, value)
+            if body or method in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body if body else None)
+            response = conn.getresponse()
+            data = response.read()
+            return response.status, response.getheaders(), data
+        finally:
+            conn.close()
+
+    def _handler(self):
+        gate = self
+        state = self.state
+
+        class GateHandler(bed_http.Handler):
+            def version_string(self) -> str:
+                return "gcpfed-testbed-gate"
+
+            def do_GET(self) -> None:
+                self.dispatch()
+
+            do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = do_GET
+
+            def dispatch(self) -> None:
+                url = urlsplit(self.path)
+                if url.path.startswith("/_testbed/"):
+                    self.control(url.path)
+                    return
+                body = self.read_body()
+                info = RequestInfo(self.command, url, self.headers, body)
+                call = {
+                    "time": time.time(),
+                    "method": self.command,
+                    "path": url.path,
+                    "host": self.headers.get("Host"),
+                    "service": info.service,
+                    "region": info.region,
+                    "action": info.action,
+                    "access_key_id": info.access_key_id,
+                    "status": 0,
+                    "error_code": None,
+                    "injected": False,
+                    "role_arn": None,
+                    "session_name": None,
+                    "duration_seconds": None,
+                }
+                is_web_identity = info.action == "AssumeRoleWithWebIdentity"
+                if is_web_identity:
+                    call["role_arn"] = info.params.get("RoleArn")
+                    call["session_name"] = info.params.get("RoleSessionName")
+                    call["duration_seconds"] = info.params.get("DurationSeconds")
+
+                fault = state.take_aws_fault(info.action)
+                if fault is not None:
+                    namespace = IAM_NAMESPACE if info.service == "iam" else bed_sts.STS_NAMESPACE
+                    call.update(status=fault.status, error_code=fault.code, injected=True)
+                    self.send_aws_error(fault.status, fault.code, fault.message, fault.error_type, namespace)
+                    state.record(call)
+                    return
+
+                extra = {}
+                if is_web_identity:
+                    try:
+                        gate.moto_ready.wait(120)
+                        bed_sts.check_assume_role_with_web_identity(info.params, state.keys, gate.get_role)
+                    except bed_sts.StsError as refused:
+                        call.update(status=refused.status, error_code=refused.code)
+                        self.send_aws_error(refused.status, refused.code, refused.message, refused.error_type)
+                        state.record(call)
+                        return
+                    except Exception as err:  # noqa: BLE001 - answered as STS would, and logged
+                        bed_http.log(f"checking AssumeRoleWithWebIdentity failed: {err!r}")
+                        call.update(status=500, error_code="InternalFailure")
+                        self.send_aws_error(500, "InternalFailure", "test bed: role lookup failed", "Receiver")
+                        state.record(call)
+                        return
+                    if "Authorization" not in self.headers:
+                        # moto routes an unsigned request by its body; a GET has none.
+                        extra["Authorization"] = (
+                            "AWS4-HMAC-SHA256 Credential=TESTBEDUNSIGNED/20200101/us-east-1/sts/aws4_request, "
+                            "SignedHeaders=host, Signature=0"
+                        )
+                try:
+                    status, headers, data = gate.forward(self.command, self.path, self.headers, body, extra)
+                except OSError as err:
+                    call.update(status=502, error_code="TestBedUpstreamError")
+                    state.record(call)
+                    self.send_bytes(502, f"test bed: moto unreachable: {err}\n".encode(), "text/plain")
+                    return
+                call.update(status=status, error_code=error_code_of(status, headers, data))
+                state.record(call)
+                self.relay(status, headers, data)
+
+            def relay(self, status: int, headers: list, data: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    for name, value in headers:
+                        if name.lower() not in HOP_BY_HOP and name.lower() not in ("server", "date"):
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            def send_aws_error(self, status, code, message, error_type="Sender", namespace=None) -> None:
+                request_id = bed_sts.new_request_id()
+                body = bed_sts.error_xml(code, message, error_type, request_id)
+                if namespace and namespace != bed_sts.STS_NAMESPACE:
+                    body = body.replace(bed_sts.STS_NAMESPACE.encode(), namespace.encode(), 1)
+                self.send_bytes(status, body, "text/xml", {"x-amzn-RequestId": request_id})
+
+            # ---------------------------------------------------------------- control API
+            def control(self, path: str) -> None:
+                try:
+                    payload = self.read_json() if self.command in ("POST", "PUT") else None
+                    self.send_json(200, self.control_answer(path, payload))
+                except bed_state.BadRequest as err:
+                    self.send_json(400, {"error": str(err)})
+                except LookupError as err:
+                    self.send_json(404, {"error": str(err)})
+                except ValueError as err:
+                    self.send_json(400, {"error": f"bad JSON: {err}"})
+
+            def control_answer(self, path: str, payload):
+                method = self.command
+                if path == "/_testbed/info" and method == "GET":
+                    return gate.info
+                if path == "/_testbed/reset" and method == "POST":
+                    gate.reset_moto()
+                    state.reset()
+                    return {"ok": True}
+                if path == "/_testbed/calls" and method == "GET":
+                    return state.get_calls()
+                if (path == "/_testbed/calls" and method == "DELETE") or (
+                    path == "/_testbed/calls/clear" and method == "POST"
+                ):
+                    state.clear_calls()
+                    return {"ok": True}
+                if path in ("/_testbed/faults/sts", "/_testbed/faults/aws") and method == "POST":
+                    state.add_aws_fault(payload)
+                    return {"ok": True}
+                if path == "/_testbed/faults/metadata" and method == "POST":
+                    state.add_metadata_fault(payload)
+                    return {"ok": True}
+                if path == "/_testbed/service-accounts":
+                    if method == "GET":
+                        return state.get_accounts()
+                    if method in ("PUT", "POST"):
+                        state.set_accounts(payload)
+                        return {"ok": True}
+                if path == "/_testbed/token" and method == "POST":
+                    return {"token": state.mint_for_test(payload)}
+                if path == "/_testbed/jwks" and method == "GET":
+                    return state.keys.jwks()
+                raise LookupError(f"no control endpoint {method} {path}")
+
+        return GateHandler

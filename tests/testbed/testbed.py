@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""The local test bed of terraform-provider-gcpfed.
+
+Starts, all on 127.0.0.1 and free ports:
+  * moto in server mode (IAM, STS, ...), AWS managed policies loaded;
+  * the AWS gate (bed_gate): a recording proxy in front of moto that checks
+    AssumeRoleWithWebIdentity as real STS does, injects faults, and serves /_testbed/ control;
+  * our GCE metadata emulator (bed_metadata) and the issuer's JWKS.
+
+Prints exactly one JSON line on stdout once everything listens:
+  {"aws_endpoint": ..., "moto_endpoint": ..., "metadata_host": ..., "jwks_url": ..., "pid": ...}
+then serves until stdin reaches EOF (the parent closed it or died), SIGTERM/SIGINT, or the
+process given by --parent-pid ends; then shuts down and exits 0.
+
+  python tests/testbed/testbed.py                      # for tests: parent holds our stdin
+  python tests/testbed/testbed.py --serve --ready-file F [--parent-pid PID]
+      # for `make demo`: also writes the JSON line to F; a stdin that is /dev/null or a
+      # terminal (a background job) is not watched, so use a signal or --parent-pid to stop it.
+
+Logs go to stderr only (GCPFED_TESTBED_LOG=1 logs each request's method and path).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before moto is imported: moto reads these at import / backend creation.
+os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+for _var in list(os.environ):
+    # The bed's own AWS clients talk to moto only: no profile, endpoint or credential of the
+    # machine may leak in.
+    if _var.startswith("AWS_") and _var != "AWS_CA_BUNDLE":
+        del os.environ[_var]
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import stat  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bed_gate  # noqa: E402
+import bed_http  # noqa: E402
+import bed_metadata  # noqa: E402
+import bed_state  # noqa: E402
+
+
+class MotoSide:
+    """The bed's own, unrecorded access to moto: role reads for the gate, warm-up, reset."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ready = threading.Event()
+        self._iam = None
+        self._lock = threading.Lock()
+
+    def iam(self):
+        with self._lock:
+            if self._iam is None:
+                import boto3
+                from botocore.config import Config
+
+                session = boto3.session.Session(
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                    region_name="us-east-1",
+                )
+                self._iam = session.client(
+                    "iam",
+                    endpoint_url=self.url,
+                    config=Config(
+                        retries={"max_attempts": 1, "mode": "standard"},
+                        connect_timeout=5,
+                        read_timeout=120,
+                    ),
+                )
+            return self._iam
+
+    def get_role(self, name: str) -> dict | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.iam().get_role(RoleName=name)["Role"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return None
+            raise
+
+    def warm(self) -> None:
+        """Create moto's IAM backend and its web app ahead of the first test request."""
+        try:
+            self.get_role("gcpfed-testbed-warm-up")
+        except Exception as err:  # noqa: BLE001 - a warm-up failure must not kill the bed
+            bed_http.log(f"warm-up of moto failed: {err!r}")
+        finally:
+            self.ready.set()
+
+    def reset(self) -> None:
+        self.ready.clear()
+        try:
+            request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                answer.read()
+        finally:
+            self.warm()
+
+
+def limit_iam_partitions() -> None:
+    """Let moto build IAM for the `aws` partition only.
+
+    To find the account of an access key, moto 5 creates the IAM backend of every partition
+    (six of them, each loading ~1,600 AWS managed policies): about a second of CPU per bed
+    and per reset. The bed emulates the `aws` partition only, so the others are never needed.
+    """
+    try:
+        import moto.iam.models as iam_models
+    except ImportError:
+        return
+    names = getattr(iam_models, "PARTITION_NAMES", None)
+    if isinstance(names, (list, tuple)) and "aws" in names:
+        iam_models.PARTITION_NAMES = ["aws"]
+
+
+def stdin_is_unwatchable() -> bool:
+    """A background job's stdin: /dev/null, or a terminal it must not read from."""
+    try:
+        if os.isatty(0):
+            return True
+        info = os.fstat(0)
+        return stat.S_ISCHR(info.st_mode) and info.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return True
+
+
+def watch_stdin(stop: threading.Event) -> None:
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    stop.set()
+
+
+def watch_parent(pid: int, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stop.set()
+        except PermissionError:
+            pass
+
+
+def serve(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    return thread
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", action="store_true", help="run for a demo (see above)")
+    parser.add_argument("--ready-file", help="also write the JSON line to this file")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process ends")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from moto.server import ThreadedMotoServer
+
+    limit_iam_partitions()
+
+    state = bed_state.BedState()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    moto_host, moto_port = moto.get_host_and_port()
+    moto_url = f"http://{moto_host}:{moto_port}"
+    moto_side = MotoSide(moto_url)
+
+    gate = bed_gate.Gate(state, (moto_host, moto_port), moto_side.get_role, moto_side.reset, moto_side.ready)
+    metadata = bed_metadata.start(state)
+    threads = [serve(gate.server), serve(metadata)]
+
+    metadata_host = f"127.0.0.1:{metadata.server_port}"
+    info = {
+        "aws_endpoint": f"http://127.0.0.1:{gate.server.server_port}",
+        "moto_endpoint": moto_url,
+        "metadata_host": metadata_host,
+        "jwks_url": f"http://{metadata_host}{bed_metadata.JWKS_PATH}",
+        "pid": os.getpid(),
+    }
+    gate.info = info
+    line = json.dumps(info)
+    if args.ready_file:
+        partial = f"{args.ready_file}.partial"
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        os.replace(partial, args.ready_file)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    if bed_http.VERBOSE:
+        bed_http.log(f"ready in {time.monotonic() - started:.2f}s")
+
+    threading.Thread(target=moto_side.warm, daemon=True).start()
+    if not (args.serve and stdin_is_unwatchable()):
+        threading.Thread(target=watch_stdin, args=(stop,), daemon=True).start()
+    if args.parent_pid:
+        threading.Thread(target=watch_parent, args=(args.parent_pid, stop), daemon=True).start()
+
+    while not stop.wait(0.5):
+        pass
+
+    for server in (gate.server, metadata):
+        server.shutdown()
+        server.server_close()
+    for thread in threads:
+        thread.join(timeout=2)
+    # moto's server thread is a daemon and its socket closes with the process; waiting for
+    # ThreadedMotoServer.stop() would only add its 0.5 s poll interval to every test.
+    if args.ready_file:
+        try:
+            os.unlink(args.ready_file)
+        except OSError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Daemon threads may sit in blocking reads (stdin, sockets); skip interpreter teardown.
+    os._exit(code)
