@@ -13,7 +13,9 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
 use crate::clients::aws::{self, AwsSettings, StaticCredentials};
+use crate::data_sources::credentials::CredentialsDataSource;
 use crate::diag;
+use crate::resources::role::RoleResource;
 
 /// The provider's local name: resource types are `gcpfed_*`.
 pub const PROVIDER_NAME: &str = "gcpfed";
@@ -425,14 +427,21 @@ impl Provider for GcpfedProvider {
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        Some(HashMap::new())
+        let role: Box<dyn DynamicResource> = Box::new(RoleResource::new(self.shared()));
+        Some([("gcpfed_role".to_string(), role)].into_iter().collect())
     }
 
     fn get_data_sources(
         &self,
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
-        Some(HashMap::new())
+        let credentials: Box<dyn DynamicDataSource> =
+            Box::new(CredentialsDataSource::new(self.shared()));
+        Some(
+            [("gcpfed_credentials".to_string(), credentials)]
+                .into_iter()
+                .collect(),
+        )
     }
 }
 
