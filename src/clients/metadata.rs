@@ -1,0 +1,734 @@
+//! Owns the one request this provider makes to the GCE metadata server: a Google-signed OIDC ID
+//! token for a service account and an audience.
+//!
+//! The host and the timeout are inputs (the caller resolves `metadata_host` / `GCE_METADATA_HOST`);
+//! nothing here reads the environment. Retries are bounded, with backoff and jitter, and only for
+//! faults that can pass: 5xx, 429, refused or reset connections, timeouts. The token is returned as
+//! a [`Secret`] and never appears in an error.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::exchange::Backoff;
+use crate::secret::Secret;
+
+/// Used when neither the provider argument nor `GCE_METADATA_HOST` names a host.
+pub const DEFAULT_HOST: &str = "metadata.google.internal";
+/// Per-attempt timeout used by the data source (no provider argument for it on purpose).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const FLAVOR_HEADER: &str = "Metadata-Flavor";
+const FLAVOR_VALUE: &str = "Google";
+/// Longest piece of an error body quoted in a message.
+const BODY_EXCERPT: usize = 300;
+
+/// Why the metadata server could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnreachableCause {
+    /// The host name does not resolve (typical off Google Cloud for `metadata.google.internal`).
+    Dns,
+    /// Connection refused, reset, or otherwise failed.
+    Connect,
+    /// No complete answer within the per-attempt timeout.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for UnreachableCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnreachableCause::Dns => f.write_str("the host name does not resolve"),
+            UnreachableCause::Connect => f.write_str("the connection failed"),
+            UnreachableCause::Timeout(d) => {
+                write!(f, "no answer within the {} s timeout", d.as_secs_f64())
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("`{host}` is not a usable metadata host: {reason}")]
+    InvalidHost { host: String, reason: String },
+
+    #[error("{}", unreachable_text(.host, .cause, *.attempts, .detail))]
+    Unreachable {
+        host: String,
+        cause: UnreachableCause,
+        attempts: u32,
+        /// The transport error's causes (never the URL).
+        detail: String,
+    },
+
+    #[error(
+        "The metadata server at {host} does not know the service account \"{service_account}\" (HTTP 404). \
+         Use `default` for the service account attached to this VM, node pool or Cloud Run service, or the \
+         email of an account attached to it (on GKE with Workload Identity: the account bound to the \
+         pod's Kubernetes service account)."
+    )]
+    UnknownServiceAccount {
+        host: String,
+        service_account: String,
+    },
+
+    #[error("The metadata server at {host} rejected the identity request (HTTP {status}): {body}")]
+    BadRequest {
+        host: String,
+        status: u16,
+        body: String,
+    },
+
+    #[error(
+        "The metadata server at {host} refused the identity request (HTTP 403): {body}. The request must \
+         reach the metadata server directly, not through a proxy."
+    )]
+    Forbidden { host: String, body: String },
+
+    #[error(
+        "The metadata server at {host} kept failing (HTTP {status}) after {attempts} attempt(s); it may be \
+         overloaded or starting up. Try again, or raise the provider's `max_retries`."
+    )]
+    ServerError {
+        host: String,
+        status: u16,
+        attempts: u32,
+    },
+
+    #[error(
+        "{host} answered, but not as a GCE metadata server (no `Metadata-Flavor: Google` header in the \
+         response, HTTP {status}). Check `metadata_host` / GCE_METADATA_HOST."
+    )]
+    NotMetadataServer { host: String, status: u16 },
+
+    #[error("The metadata server at {host} returned an empty identity token.")]
+    EmptyToken { host: String },
+
+    #[error("Could not create the HTTP client for the metadata server: {0}")]
+    Client(String),
+}
+
+fn unreachable_text(host: &str, cause: &UnreachableCause, attempts: u32, detail: &str) -> String {
+    let mut text = format!(
+        "The GCE metadata server at {host} could not be reached: {cause} after {attempts} \
+         attempt(s). This usually means the run is not on Google Cloud (Compute Engine, GKE, \
+         Cloud Run, Cloud Build). Off Google Cloud, point the provider's `metadata_host` argument \
+         (or the GCE_METADATA_HOST environment variable) at a reachable metadata server, or pass \
+         an ID token in the data source's `web_identity_token` argument (for example from \
+         `google_service_account_id_token`)."
+    );
+    if !detail.is_empty() {
+        text.push_str("\n\nUnderlying error: ");
+        text.push_str(detail);
+    }
+    text
+}
+
+impl MetadataError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, MetadataError::Unreachable { .. })
+    }
+}
+
+/// Client for the metadata server's identity endpoint.
+#[derive(Debug, Clone)]
+pub struct MetadataClient {
+    http: reqwest::Client,
+    host: String,
+    base: Url,
+    timeout: Duration,
+    backoff: Backoff,
+}
+
+/// Outcome of one attempt: either final, or a fault worth another try.
+enum Attempt {
+    Final(Result<Secret, MetadataError>),
+    Transient(MetadataError),
+}
+
+impl MetadataClient {
+    /// `host` is `host[:port]` as in `metadata_host` / GCE_METADATA_HOST (an `http://` URL is accepted
+    /// too); `timeout` bounds each attempt; `backoff` bounds the retries.
+    pub fn new(host: &str, timeout: Duration, backoff: Backoff) -> Result<Self, MetadataError> {
+        let host = host.trim();
+        let base = Self::base_url(host)?;
+        let http = reqwest::Client::builder()
+            // The metadata server is link-local: never through HTTP(S)_PROXY, never redirected.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| MetadataError::Client(e.to_string()))?;
+        Ok(MetadataClient {
+            http,
+            host: host.to_owned(),
+            base,
+            timeout,
+            backoff,
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn base_url(host: &str) -> Result<Url, MetadataError> {
+        let invalid = |reason: &str| MetadataError::InvalidHost {
+            host: host.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if host.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        let text = if host.contains("://") {
+            host.to_owned()
+        } else {
+            format!("http://{host}")
+        };
+        let url = Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(invalid("the scheme must be http"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("it has no host name"));
+        }
+        if url.path() != "/" || url.query().is_some() {
+            return Err(invalid("give host[:port] only, without a path"));
+        }
+        Ok(url)
+    }
+
+    /// The identity URL for a service account (alias or email) and audience.
+    pub fn identity_url(&self, service_account: &str, audience: &str) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("http URL has path segments")
+            .clear()
+            .extend([
+                "computeMetadata",
+                "v1",
+                "instance",
+                "service-accounts",
+                service_account,
+                "identity",
+            ]);
+        url.query_pairs_mut()
+            .append_pair("audience", audience)
+            .append_pair("format", "full")
+            .append_pair("licenses", "FALSE");
+        url
+    }
+
+    /// Asks for an ID token, retrying transient faults within the backoff budget.
+    pub async fn identity_token(
+        &self,
+        service_account: &str,
+        audience: &str,
+    ) -> Result<Secret, MetadataError> {
+        let url = self.identity_url(service_account, audience);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self.try_once(&url, service_account, attempt).await {
+                Attempt::Final(result) => return result,
+                Attempt::Transient(err) => {
+                    if attempt > self.backoff.max_retries {
+                        return Err(err);
+                    }
+                    let delay = self.backoff.delay(attempt - 1);
+                    tracing::debug!(
+                        attempt,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %err,
+                        "metadata identity request failed, retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn try_once(&self, url: &Url, service_account: &str, attempt: u32) -> Attempt {
+        let host = self.host.clone();
+        let sent = self
+            .http
+            .get(url.clone())
+            .header(FLAVOR_HEADER, FLAVOR_VALUE)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return self.transport_fault(&e, attempt),
+        };
+        let status = response.status();
+        let is_google = response
+            .headers()
+            .get(FLAVOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case(FLAVOR_VALUE));
+        let body = match response.text().await {
+            Ok(b) => b,
+            Err(e) => return self.transport_fault(&e, attempt),
+        };
+        if status == StatusCode::OK {
+            if !is_google {
+                return Attempt::Final(Err(MetadataError::NotMetadataServer {
+                    host,
+                    status: status.as_u16(),
+                }));
+            }
+            let token = body.trim();
+            if token.is_empty() {
+                return Attempt::Final(Err(MetadataError::EmptyToken { host }));
+            }
+            return Attempt::Final(Ok(Secret::new(token)));
+        }
+        // Error bodies are short plain text from the server; they carry no token.
+        let excerpt = excerpt(&body);
+        match status {
+            StatusCode::NOT_FOUND if is_google => {
+                Attempt::Final(Err(MetadataError::UnknownServiceAccount {
+                    host,
+                    service_account: service_account.to_owned(),
+                }))
+            }
+            StatusCode::FORBIDDEN => Attempt::Final(Err(MetadataError::Forbidden {
+                host,
+                body: excerpt,
+            })),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                Attempt::Transient(MetadataError::ServerError {
+                    host,
+                    status: s.as_u16(),
+                    attempts: attempt,
+                })
+            }
+            s if !is_google => Attempt::Final(Err(MetadataError::NotMetadataServer {
+                host,
+                status: s.as_u16(),
+            })),
+            s => Attempt::Final(Err(MetadataError::BadRequest {
+                host,
+                status: s.as_u16(),
+                body: excerpt,
+            })),
+        }
+    }
+
+    fn transport_fault(&self, e: &reqwest::Error, attempt: u32) -> Attempt {
+        let chain = error_chain(e);
+        let cause = if e.is_timeout() {
+            UnreachableCause::Timeout(self.timeout)
+        } else if looks_like_dns(&chain) {
+            UnreachableCause::Dns
+        } else {
+            UnreachableCause::Connect
+        };
+        let err = MetadataError::Unreachable {
+            host: self.host.clone(),
+            cause: cause.clone(),
+            attempts: attempt,
+            detail: chain,
+        };
+        match cause {
+            // A name that does not resolve will not resolve a second later.
+            UnreachableCause::Dns => Attempt::Final(Err(err)),
+            _ => Attempt::Transient(err),
+        }
+    }
+}
+
+/// The causes of a transport error, innermost last, without the URL (which only repeats the
+/// host and the audience).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p == &text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn looks_like_dns(chain: &str) -> bool {
+    let lower = chain.to_ascii_lowercase();
+    lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no address associated")
+        || lower.contains("nodename nor servname")
+}
+
+fn excerpt(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let mut out: String = body.chars().take(BODY_EXCERPT).collect();
+    if out.len() < body.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A scripted HTTP/1.1 server on 127.0.0.1 for unit tests of the HTTP clients.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[derive(Clone, Debug)]
+    pub struct Reply {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+        pub delay: Duration,
+    }
+
+    impl Reply {
+        pub fn new(status: u16, body: &str) -> Self {
+            Reply {
+                status,
+                headers: Vec::new(),
+                body: body.to_owned(),
+                delay: Duration::ZERO,
+            }
+        }
+        pub fn header(mut self, k: &str, v: &str) -> Self {
+            self.headers.push((k.to_owned(), v.to_owned()));
+            self
+        }
+        pub fn delayed(mut self, d: Duration) -> Self {
+            self.delay = d;
+            self
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Seen {
+        pub request_line: String,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+    }
+
+    impl Seen {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// Serves `replies` in order (the last one repeats) and records every request.
+    pub async fn serve(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let reply = replies[n.min(replies.len() - 1)].clone();
+                n += 1;
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let Ok(k) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..k]);
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.split("\r\n");
+                    let request_line = lines.next().unwrap_or_default().to_owned();
+                    let headers: Vec<(String, String)> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .collect();
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = buf[head_end + 4..].to_vec();
+                    while body.len() < len {
+                        let Ok(k) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..k]);
+                    }
+                    seen.lock().unwrap().push(Seen {
+                        request_line,
+                        headers,
+                        body: String::from_utf8_lossy(&body).to_string(),
+                    });
+                    tokio::time::sleep(reply.delay).await;
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
+                    for (k, v) in &reply.headers {
+                        out.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    out.push_str(&reply.body);
+                    let _ = sock.write_all(out.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (format!("127.0.0.1:{}", addr.port()), seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_server::{serve, Reply};
+    use super::*;
+    use std::time::Instant;
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNlY3JldA";
+
+    fn fast(max_retries: u32) -> Backoff {
+        Backoff {
+            max_retries,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+        }
+    }
+
+    fn ok() -> Reply {
+        Reply::new(200, TOKEN).header("Metadata-Flavor", "Google")
+    }
+
+    #[test]
+    fn identity_url_has_the_documented_shape() {
+        let c = MetadataClient::new("169.254.169.254", DEFAULT_TIMEOUT, fast(0)).unwrap();
+        assert_eq!(
+            c.identity_url("default", "https://aws.example/aud?x=1 2")
+                .as_str(),
+            "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/identity\
+             ?audience=https%3A%2F%2Faws.example%2Faud%3Fx%3D1+2&format=full&licenses=FALSE"
+        );
+        let c = MetadataClient::new("127.0.0.1:8080", DEFAULT_TIMEOUT, fast(0)).unwrap();
+        assert_eq!(
+            c.identity_url("ci-runner@p.iam.gserviceaccount.com", "a")
+                .as_str(),
+            "http://127.0.0.1:8080/computeMetadata/v1/instance/service-accounts/\
+             ci-runner@p.iam.gserviceaccount.com/identity?audience=a&format=full&licenses=FALSE"
+        );
+        // A service account cannot escape its path segment.
+        let u = c.identity_url("../../token", "a");
+        assert!(
+            u.path()
+                .contains("/service-accounts/..%2F..%2Ftoken/identity"),
+            "{u}"
+        );
+    }
+
+    #[test]
+    fn bad_hosts_are_rejected() {
+        for h in ["", "http://", "ftp://x", "host/path", "http://h/p"] {
+            let e = MetadataClient::new(h, DEFAULT_TIMEOUT, fast(0)).unwrap_err();
+            assert!(matches!(e, MetadataError::InvalidHost { .. }), "{h}: {e}");
+        }
+        assert!(MetadataClient::new("http://127.0.0.1:1", DEFAULT_TIMEOUT, fast(0)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn sends_the_header_and_returns_the_token() {
+        let (host, seen) = serve(vec![ok()]).await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let t = c.identity_token("default", "my-aud").await.unwrap();
+        assert_eq!(t.expose(), TOKEN);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].header("metadata-flavor"), Some("Google"));
+        assert!(seen[0].request_line.starts_with(
+            "GET /computeMetadata/v1/instance/service-accounts/default/identity?audience=my-aud&format=full&licenses=FALSE "
+        ));
+    }
+
+    #[tokio::test]
+    async fn retries_5xx_then_succeeds() {
+        let (host, seen) = serve(vec![
+            Reply::new(500, "boom").header("Metadata-Flavor", "Google"),
+            Reply::new(503, "busy"),
+            ok(),
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(5)).unwrap();
+        assert_eq!(
+            c.identity_token("default", "a").await.unwrap().expose(),
+            TOKEN
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_budget() {
+        let (host, seen) = serve(vec![
+            Reply::new(500, "boom").header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(2)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MetadataError::ServerError {
+                    status: 500,
+                    attempts: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn unknown_service_account_is_not_retried() {
+        let (host, seen) = serve(vec![
+            Reply::new(404, "not found").header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(5)).unwrap();
+        let e = c
+            .identity_token("nobody@x.iam.gserviceaccount.com", "a")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, MetadataError::UnknownServiceAccount { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("nobody@x.iam.gserviceaccount.com"));
+        assert!(e.to_string().contains("`default`"));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_request_and_forbidden_are_final() {
+        let (host, _) = serve(vec![
+            Reply::new(400, "missing audience").header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(5)).unwrap();
+        let e = c.identity_token("default", "").await.unwrap_err();
+        assert!(
+            matches!(e, MetadataError::BadRequest { status: 400, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("missing audience"));
+
+        let (host, seen) = serve(vec![
+            Reply::new(403, "proxy").header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(5)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        assert!(matches!(e, MetadataError::Forbidden { .. }), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_flavor_header_is_not_trusted() {
+        let (host, _) = serve(vec![Reply::new(200, "<html>captive portal</html>")]).await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        assert!(matches!(e, MetadataError::NotMetadataServer { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn closed_port_gives_the_off_google_cloud_message() {
+        // Bind then drop: the port is closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(2)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MetadataError::Unreachable {
+                    cause: UnreachableCause::Connect,
+                    attempts: 3,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        for needle in [
+            "metadata_host",
+            "GCE_METADATA_HOST",
+            "web_identity_token",
+            &host,
+        ] {
+            assert!(msg.contains(needle), "{needle} missing in: {msg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_server_times_out_within_timeout_times_attempts() {
+        let (host, seen) = serve(vec![ok().delayed(Duration::from_secs(5))]).await;
+        let timeout = Duration::from_millis(300);
+        let c = MetadataClient::new(&host, timeout, fast(1)).unwrap();
+        let started = Instant::now();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                e,
+                MetadataError::Unreachable {
+                    cause: UnreachableCause::Timeout(_),
+                    attempts: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(took < Duration::from_millis(2 * 300 + 500), "{took:?}");
+        assert!(
+            e.to_string()
+                .contains("no answer within the 0.3 s timeout after 2 attempt(s)"),
+            "{e}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn errors_never_contain_the_token() {
+        // The token comes back with a wrong header: the error must not quote the body.
+        let (host, _) = serve(vec![Reply::new(200, TOKEN)]).await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        let printed = format!("{e} {e:?}");
+        assert!(!printed.contains("c2lnbmF0dXJl"), "{printed}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Data source types, one module per Terraform type.
+
+pub mod credentials;
