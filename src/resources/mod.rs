@@ -1,0 +1,3 @@
+//! Managed resource types, one module per Terraform type.
+
+pub mod role;

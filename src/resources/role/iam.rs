@@ -1,0 +1,729 @@
+//! The IAM calls behind `gcpfed_role`: typed errors a caller can match, decoded policy
+//! documents, and bounded retries (exponential backoff with full jitter) for IAM's eventual
+//! consistency.
+//!
+//! Throttling and 5xx faults are retried by the AWS SDK itself (standard retry mode, budget
+//! `max_retries` from the provider block, exponential backoff with jitter); retrying them here as
+//! well would multiply the budget. What the SDK cannot know is IAM's propagation delay: a role
+//! that CreateRole just returned can be unknown to AttachRolePolicy for a few seconds, and a
+//! policy detached a moment ago can still block DeleteRole. Those are retried here, a bounded
+//! number of times. Errors that are not about propagation (a policy ARN that does not exist, a
+//! malformed document, "Invalid principal") are returned at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::Tag;
+use aws_smithy_types::date_time::Format;
+
+use crate::trust_policy::decode_document;
+
+/// One failed IAM call: the operation, what it was about, and IAM's error code and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}{}: {}{message}", subject.as_ref().map(|s| format!(" ({s})")).unwrap_or_default(), code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct IamError {
+    pub operation: &'static str,
+    /// The policy ARN, inline policy name or tag keys the call was about, if any.
+    pub subject: Option<String>,
+    /// IAM's error code (`NoSuchEntity`, `DeleteConflict`, …); `None` for transport failures.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl IamError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    pub fn not_found(&self) -> bool {
+        self.is("NoSuchEntity")
+    }
+
+    fn from_sdk<E, R>(operation: &'static str, subject: Option<&str>, err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_owned);
+        let message = match err.message() {
+            Some(m) if code.is_some() => m.to_owned(),
+            _ => DisplayErrorContext(&err).to_string(),
+        };
+        Self {
+            operation,
+            subject: subject.map(str::to_owned),
+            code,
+            message,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: attempt `n` waits a random time in
+/// `[d/2, d]` with `d = min(cap, base * 2^n)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Total attempts, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// For IAM propagation after create: 8 attempts, at most about 12 s of waiting in all.
+    pub const PROPAGATION: Backoff = Backoff {
+        attempts: 8,
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(3),
+    };
+
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+            .min(self.cap);
+        let half = exp / 2;
+        let jitter = rand::random::<f64>();
+        half + half.mul_f64(jitter)
+    }
+}
+
+/// Runs `op` until it succeeds, fails with an error `retryable` rejects, or the attempts run out.
+pub async fn retry<T, F, Fut>(
+    backoff: Backoff,
+    retryable: impl Fn(&IamError) -> bool,
+    mut op: F,
+) -> Result<T, IamError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, IamError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt + 1 < backoff.attempts && retryable(&e) => {
+                tracing::debug!(operation = e.operation, attempt, "retrying IAM call: {e}");
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Concurrent changes to the same role are transient whatever the operation.
+fn concurrent(e: &IamError) -> bool {
+    e.is("ConcurrentModification")
+}
+
+/// NoSuchEntity that is about the role itself (it exists, IAM has not propagated it yet), not
+/// about the policy the call names.
+fn role_not_yet_visible<'a>(
+    role: &'a str,
+    subject: Option<&str>,
+) -> impl Fn(&IamError) -> bool + 'a {
+    let subject = subject.map(str::to_owned);
+    move |e: &IamError| {
+        concurrent(e)
+            || (e.not_found()
+                && e.message.contains(role)
+                && !subject.as_deref().is_some_and(|s| e.message.contains(s)))
+    }
+}
+
+/// Everything IAM knows about a role that `gcpfed_role` manages, documents decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteRole {
+    pub name: String,
+    pub path: String,
+    pub role_id: String,
+    pub arn: String,
+    pub create_date: String,
+    pub trust_policy: Option<String>,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i32>,
+    pub permissions_boundary: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub managed_policy_arns: BTreeSet<String>,
+    pub inline_policies: BTreeMap<String, String>,
+}
+
+/// What CreateRole is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRole<'s> {
+    pub name: &'s str,
+    pub path: &'s str,
+    pub trust_policy: &'s str,
+    pub description: Option<&'s str>,
+    pub max_session_duration: i32,
+    pub permissions_boundary: Option<&'s str>,
+    pub tags: &'s BTreeMap<String, String>,
+}
+
+/// The identifiers IAM assigns at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub arn: String,
+    pub role_id: String,
+    pub create_date: String,
+}
+
+fn format_date(d: &aws_smithy_types::DateTime) -> String {
+    d.fmt(Format::DateTime).unwrap_or_else(|_| d.to_string())
+}
+
+fn tags_of(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, IamError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| IamError {
+                    operation: "TagRole",
+                    subject: Some(k.clone()),
+                    code: None,
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// The role operations, on the provider's IAM client.
+pub struct RoleApi<'c> {
+    client: &'c aws_sdk_iam::Client,
+    propagation: Backoff,
+}
+
+impl<'c> RoleApi<'c> {
+    pub fn new(client: &'c aws_sdk_iam::Client) -> Self {
+        Self {
+            client,
+            propagation: Backoff::PROPAGATION,
+        }
+    }
+
+    pub async fn create(&self, role: &NewRole<'_>) -> Result<Created, IamError> {
+        let tags = tags_of(role.tags)?;
+        let out = retry(self.propagation, concurrent, || async {
+            self.client
+                .create_role()
+                .role_name(role.name)
+                .path(role.path)
+                .assume_role_policy_document(role.trust_policy)
+                .set_description(role.description.map(str::to_owned))
+                .max_session_duration(role.max_session_duration)
+                .set_permissions_boundary(role.permissions_boundary.map(str::to_owned))
+                .set_tags((!tags.is_empty()).then(|| tags.clone()))
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("CreateRole", None, e))
+        })
+        .await?;
+        let r = out.role().ok_or_else(|| IamError {
+            operation: "CreateRole",
+            subject: None,
+            code: None,
+            message: "IAM answered without the role".into(),
+        })?;
+        Ok(Created {
+            arn: r.arn().to_owned(),
+            role_id: r.role_id().to_owned(),
+            create_date: format_date(r.create_date()),
+        })
+    }
+
+    /// The role and its policies; `None` when IAM says the role does not exist.
+    pub async fn fetch(&self, name: &str) -> Result<Option<RemoteRole>, IamError> {
+        let out = match self.client.get_role().role_name(name).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = IamError::from_sdk("GetRole", None, e);
+                return if e.not_found() { Ok(None) } else { Err(e) };
+            }
+        };
+        let Some(r) = out.role() else {
+            return Ok(None);
+        };
+        let mut remote = RemoteRole {
+            name: r.role_name().to_owned(),
+            path: r.path().to_owned(),
+            role_id: r.role_id().to_owned(),
+            arn: r.arn().to_owned(),
+            create_date: format_date(r.create_date()),
+            trust_policy: r
+                .assume_role_policy_document()
+                .map(|d| decode_document(d).into_owned()),
+            description: r.description().map(str::to_owned),
+            max_session_duration: r.max_session_duration(),
+            permissions_boundary: r
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_owned),
+            tags: r
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect(),
+            ..Default::default()
+        };
+        match self.attached(name).await {
+            Ok(arns) => remote.managed_policy_arns = arns,
+            Err(e) if e.not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        match self.inline(name).await {
+            Ok(docs) => remote.inline_policies = docs,
+            Err(e) if e.not_found() && e.operation == "ListRolePolicies" => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        Ok(Some(remote))
+    }
+
+    pub async fn attached(&self, name: &str) -> Result<BTreeSet<String>, IamError> {
+        let mut arns = BTreeSet::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_attached_role_policies()
+                .role_name(name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("ListAttachedRolePolicies", None, e))?;
+            arns.extend(
+                out.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
+            );
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(arns),
+            }
+        }
+    }
+
+    async fn inline_names(&self, name: &str) -> Result<Vec<String>, IamError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_role_policies()
+                .role_name(name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("ListRolePolicies", None, e))?;
+            names.extend(out.policy_names().iter().cloned());
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    /// Inline policies by name, documents decoded. A policy deleted between the list and the get
+    /// is left out.
+    pub async fn inline(&self, name: &str) -> Result<BTreeMap<String, String>, IamError> {
+        let mut docs = BTreeMap::new();
+        for policy in self.inline_names(name).await? {
+            match self
+                .client
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    docs.insert(policy, decode_document(out.policy_document()).into_owned());
+                }
+                Err(e) => {
+                    let e = IamError::from_sdk("GetRolePolicy", Some(&policy), e);
+                    if !e.not_found() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(docs)
+    }
+
+    /// Attaches a managed policy; right after create, waits out the role's propagation.
+    pub async fn attach(&self, name: &str, arn: &str) -> Result<(), IamError> {
+        retry(
+            self.propagation,
+            role_not_yet_visible(name, Some(arn)),
+            || async {
+                self.client
+                    .attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| IamError::from_sdk("AttachRolePolicy", Some(arn), e))
+            },
+        )
+        .await
+    }
+
+    /// Detaches a managed policy; one already detached is fine.
+    pub async fn detach(&self, name: &str, arn: &str) -> Result<(), IamError> {
+        let r = retry(self.propagation, concurrent, || async {
+            self.client
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("DetachRolePolicy", Some(arn), e))
+        })
+        .await;
+        ok_if_gone(r)
+    }
+
+    /// Creates or replaces an inline policy; right after create, waits out the role's propagation.
+    pub async fn put_inline(&self, name: &str, policy: &str, doc: &str) -> Result<(), IamError> {
+        retry(
+            self.propagation,
+            role_not_yet_visible(name, None),
+            || async {
+                self.client
+                    .put_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .policy_document(doc)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| IamError::from_sdk("PutRolePolicy", Some(policy), e))
+            },
+        )
+        .await
+    }
+
+    pub async fn delete_inline(&self, name: &str, policy: &str) -> Result<(), IamError> {
+        let r = retry(self.propagation, concurrent, || async {
+            self.client
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("DeleteRolePolicy", Some(policy), e))
+        })
+        .await;
+        ok_if_gone(r)
+    }
+
+    pub async fn update_trust(&self, name: &str, doc: &str) -> Result<(), IamError> {
+        retry(self.propagation, concurrent, || async {
+            self.client
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(doc)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("UpdateAssumeRolePolicy", None, e))
+        })
+        .await
+    }
+
+    /// Sets description and maximum session duration together: UpdateRole replaces both (an
+    /// absent description clears it).
+    pub async fn update_role(
+        &self,
+        name: &str,
+        description: &str,
+        max_session_duration: i32,
+    ) -> Result<(), IamError> {
+        retry(self.propagation, concurrent, || async {
+            self.client
+                .update_role()
+                .role_name(name)
+                .description(description)
+                .max_session_duration(max_session_duration)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("UpdateRole", None, e))
+        })
+        .await
+    }
+
+    pub async fn put_boundary(&self, name: &str, arn: &str) -> Result<(), IamError> {
+        retry(self.propagation, concurrent, || async {
+            self.client
+                .put_role_permissions_boundary()
+                .role_name(name)
+                .permissions_boundary(arn)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("PutRolePermissionsBoundary", Some(arn), e))
+        })
+        .await
+    }
+
+    pub async fn delete_boundary(&self, name: &str) -> Result<(), IamError> {
+        let r = retry(self.propagation, concurrent, || async {
+            self.client
+                .delete_role_permissions_boundary()
+                .role_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("DeleteRolePermissionsBoundary", None, e))
+        })
+        .await;
+        ok_if_gone(r)
+    }
+
+    pub async fn tag(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), IamError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let tags = tags_of(tags)?;
+        retry(self.propagation, concurrent, || async {
+            self.client
+                .tag_role()
+                .role_name(name)
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("TagRole", None, e))
+        })
+        .await
+    }
+
+    pub async fn untag(&self, name: &str, keys: &[String]) -> Result<(), IamError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        retry(self.propagation, concurrent, || async {
+            self.client
+                .untag_role()
+                .role_name(name)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("UntagRole", Some(&keys.join(", ")), e))
+        })
+        .await
+    }
+
+    async fn instance_profiles(&self, name: &str) -> Result<Vec<String>, IamError> {
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_instance_profiles_for_role()
+                .role_name(name)
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| IamError::from_sdk("ListInstanceProfilesForRole", None, e))?;
+            names.extend(
+                out.instance_profiles()
+                    .iter()
+                    .map(|p| p.instance_profile_name().to_owned()),
+            );
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(names),
+            }
+        }
+    }
+
+    /// Removes what blocks DeleteRole (managed attachments, inline policies, instance profile
+    /// memberships; the instance profiles themselves stay), then deletes the role. A role that
+    /// is already gone is success. DeleteConflict right after the clean-up is IAM catching up and
+    /// is retried, the clean-up included.
+    pub async fn delete(&self, name: &str) -> Result<(), IamError> {
+        let r = retry(
+            Backoff {
+                attempts: 4,
+                ..self.propagation
+            },
+            |e| e.is("DeleteConflict") || concurrent(e),
+            || self.delete_once(name),
+        )
+        .await;
+        ok_if_gone(r)
+    }
+
+    async fn delete_once(&self, name: &str) -> Result<(), IamError> {
+        for arn in self.attached(name).await? {
+            self.detach(name, &arn).await?;
+        }
+        for policy in self.inline_names(name).await? {
+            self.delete_inline(name, &policy).await?;
+        }
+        for profile in self.instance_profiles(name).await? {
+            let r = self
+                .client
+                .remove_role_from_instance_profile()
+                .instance_profile_name(&profile)
+                .role_name(name)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    IamError::from_sdk("RemoveRoleFromInstanceProfile", Some(&profile), e)
+                });
+            ok_if_gone(r)?;
+        }
+        self.client
+            .delete_role()
+            .role_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| IamError::from_sdk("DeleteRole", None, e))
+    }
+}
+
+fn ok_if_gone(r: Result<(), IamError>) -> Result<(), IamError> {
+    match r {
+        Err(e) if e.not_found() => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn err(code: &str, message: &str) -> IamError {
+        IamError {
+            operation: "AttachRolePolicy",
+            subject: Some("arn:aws:iam::aws:policy/P".into()),
+            code: Some(code.into()),
+            message: message.into(),
+        }
+    }
+
+    const FAST: Backoff = Backoff {
+        attempts: 4,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+
+    #[test]
+    fn display_names_operation_subject_and_code() {
+        let e = err(
+            "NoSuchEntity",
+            "Policy arn:aws:iam::aws:policy/P does not exist",
+        );
+        assert_eq!(
+            e.to_string(),
+            "AttachRolePolicy (arn:aws:iam::aws:policy/P): NoSuchEntity: Policy arn:aws:iam::aws:policy/P does not exist"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_under_its_cap() {
+        let b = Backoff::PROPAGATION;
+        for attempt in 0..20 {
+            let d = b.delay(attempt);
+            let full = b.base.saturating_mul(1 << attempt.min(16)).min(b.cap);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        let total: Duration = (0..b.attempts - 1).map(|a| b.delay(a)).sum();
+        assert!(total <= Duration::from_secs(13), "{total:?}");
+    }
+
+    #[tokio::test]
+    async fn retries_role_propagation_until_it_succeeds() {
+        let calls = AtomicU32::new(0);
+        let r = retry(
+            FAST,
+            role_not_yet_visible("r1", Some("arn:aws:iam::aws:policy/P")),
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(err(
+                        "NoSuchEntity",
+                        "The role with name r1 cannot be found.",
+                    ))
+                } else {
+                    Ok(7)
+                }
+            },
+        )
+        .await;
+        assert_eq!(r, Ok(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_its_attempts() {
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = retry(FAST, role_not_yet_visible("r1", None), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(err("NoSuchEntity", "Role r1 not found"))
+        })
+        .await;
+        assert!(r.unwrap_err().not_found());
+        assert_eq!(calls.load(Ordering::SeqCst), FAST.attempts);
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_a_missing_policy_or_a_malformed_document() {
+        for e in [
+            err(
+                "NoSuchEntity",
+                "Policy arn:aws:iam::aws:policy/P does not exist or is not attachable.",
+            ),
+            err("MalformedPolicyDocument", "Invalid principal in policy"),
+            err(
+                "AccessDenied",
+                "not authorized to perform iam:AttachRolePolicy on r1",
+            ),
+        ] {
+            let calls = AtomicU32::new(0);
+            let r: Result<(), _> = retry(
+                FAST,
+                role_not_yet_visible("r1", Some("arn:aws:iam::aws:policy/P")),
+                || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Err(e.clone())
+                },
+            )
+            .await;
+            assert_eq!(r.unwrap_err(), e);
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_modification_is_transient() {
+        let calls = AtomicU32::new(0);
+        let r = retry(FAST, concurrent, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(err("ConcurrentModification", "try again"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn gone_is_fine_for_removals() {
+        assert_eq!(ok_if_gone(Err(err("NoSuchEntity", "x"))), Ok(()));
+        assert!(ok_if_gone(Err(err("DeleteConflict", "x"))).is_err());
+    }
+}
