@@ -1,9 +1,43 @@
 //! Command-line mode: what the binary does when a person (or the AWS CLI) runs it.
+//!
+//! `credential-process` is an AWS `credential_process` helper: it prints the Version 1 JSON
+//! document on stdout and nothing else, errors on stderr with a non-zero exit. The start-up path
+//! of a cache hit is kept lean (it runs before every AWS CLI command): argument parsing, one
+//! small file read, no async runtime, no AWS configuration, no HTTP client. Only a miss builds
+//! the runtime, the metadata client and an STS client without credentials (the call is unsigned,
+//! so no profile or credential chain is ever read and `AWS_PROFILE` naming the very profile that
+//! runs us cannot recurse).
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::cache::{self, Cache, CacheKey, CachedCredentials, Lookup};
+use crate::clients::metadata::{self, MetadataClient, MetadataError};
+use crate::data_sources::credentials::check_role_arn;
+use crate::exchange::{self, Backoff, ExchangeError, ExchangeRequest, Exchanger, TokenSource};
+use crate::provider::{self, Environment, ProcessEnvironment};
+use crate::secret::Secret;
+use crate::session_name;
+use crate::validate;
+
+/// Name of the binary, as users type it.
+pub const BINARY: &str = "terraform-provider-gcpfed";
+/// The sub-command's name.
+pub const CREDENTIAL_PROCESS: &str = "credential-process";
+/// Region used when neither `--region` nor the environment names one.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Session duration when `--duration-seconds` is not given (as the data source).
+pub const DEFAULT_DURATION: i32 = 3600;
+/// How long an invocation waits for another one's exchange of the same key before it goes
+/// ahead with its own (longer than a slow exchange with all its retries).
+pub const LOCK_WAIT: Duration = Duration::from_secs(90);
+/// STS accepts at most 10 managed session policies.
+const POLICY_ARNS_MAX: usize = 10;
 
 /// terraform-provider-gcpfed: a Terraform / OpenTofu provider that lets Google Cloud
 /// service accounts reach AWS through STS web-identity federation, with no stored AWS keys.
@@ -18,7 +52,115 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print temporary AWS credentials for an AWS profile's `credential_process`.
+    ///
+    /// Asks the GCE metadata server for the service account's Google ID token, exchanges it
+    /// (unsigned) with STS AssumeRoleWithWebIdentity, and prints only the credential_process
+    /// Version 1 JSON on stdout. Credentials are cached per role, audience, service account,
+    /// session name, duration and session policy, and reused until 5 minutes before they
+    /// expire, so the AWS CLI makes one STS call per session instead of one per command.
+    CredentialProcess(CredentialProcessArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CredentialProcessArgs {
+    /// ARN of the IAM role to assume (its trust policy names accounts.google.com).
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: String,
+
+    /// Audience to request from the metadata server; must equal the role's
+    /// accounts.google.com:oaud (gcpfed_role's `audience`).
+    #[arg(long, value_name = "AUD")]
+    pub audience: String,
+
+    /// Metadata alias (`default`) or email of the service account.
+    #[arg(long, value_name = "SA", default_value = "default")]
+    pub service_account: String,
+
+    /// Role session name; default: the token's `sub` (the service account's unique ID).
+    #[arg(long, value_name = "NAME")]
+    pub session_name: Option<String>,
+
+    /// Session duration in seconds, 900 to 43200 (at most the role's maximum).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_DURATION,
+          value_parser = clap::value_parser!(i32).range(900..=43200))]
+    pub duration_seconds: i32,
+
+    /// AWS region whose STS endpoint is called [env: AWS_REGION, AWS_DEFAULT_REGION; default:
+    /// us-east-1].
+    #[arg(long, value_name = "R")]
+    pub region: Option<String>,
+
+    /// STS endpoint URL (VPC endpoint, FIPS, emulator) [env: AWS_ENDPOINT_URL_STS,
+    /// AWS_ENDPOINT_URL].
+    #[arg(long, value_name = "URL")]
+    pub sts_endpoint: Option<String>,
+
+    /// host[:port] of the GCE metadata server [env: GCE_METADATA_HOST; default:
+    /// metadata.google.internal].
+    #[arg(long, value_name = "HOST")]
+    pub metadata_host: Option<String>,
+
+    /// Read the Google ID token from this file instead of asking the metadata server.
+    #[arg(long, value_name = "F")]
+    pub web_identity_token_file: Option<PathBuf>,
+
+    /// Session policy (JSON) that further limits the session.
+    #[arg(long, value_name = "JSON")]
+    pub policy: Option<String>,
+
+    /// Managed session policy ARN (repeatable, at most 10).
+    #[arg(long = "policy-arn", value_name = "ARN")]
+    pub policy_arns: Vec<String>,
+
+    /// Retry budget for throttling and transient faults of STS and the metadata server.
+    #[arg(long, value_name = "N", default_value_t = provider::DEFAULT_MAX_RETRIES,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_retries: u32,
+
+    /// Cache directory [default: $XDG_CACHE_HOME/gcpfed, else ~/.cache/gcpfed].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Neither read nor write the cache: one STS call per invocation.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// The `~/.aws/config` snippet and notes that `credential-process --help` ends with.
+pub fn config_snippet(binary: &str) -> String {
+    format!(
+        "Use it as the credential_process of a profile in ~/.aws/config:
+
+  [profile gcp-ci]
+  credential_process = {binary} credential-process --role-arn arn:aws:iam::123456789012:role/gcpfed-ci --audience aws-ci
+  region = us-east-1
+
+then `aws sts get-caller-identity --profile gcp-ci`, or `AWS_PROFILE=gcp-ci terraform apply`.
+
+The STS call is unsigned: no AWS credential, profile or credential file is read, so AWS_PROFILE may
+name the very profile that runs this command. Errors go to stderr with a non-zero exit and never
+contain the token or a secret."
+    )
+}
+
+/// The binary's own path for the snippet, quoted for the AWS CLI's shell-like splitting when
+/// it holds anything but plain path characters.
+fn binary_for_snippet() -> String {
+    let path = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_owned))
+        .unwrap_or_else(|| BINARY.to_owned());
+    if path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+    {
+        path
+    } else {
+        format!("\"{}\"", path.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
 
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn run<I, T>(args: I) -> ExitCode
@@ -26,7 +168,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let snippet = config_snippet(&binary_for_snippet());
+    let command = Cli::command().mut_subcommand(CREDENTIAL_PROCESS, |sub| {
+        sub.after_help(snippet.clone()).after_long_help(snippet)
+    });
+    let parsed = command
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints --help / --version on stdout and usage errors on stderr.
@@ -47,6 +196,623 @@ where
             );
             ExitCode::from(2)
         }
-        Some(command) => match command {},
+        Some(Command::CredentialProcess(args)) => {
+            let result = credential_process(&args, &ProcessEnvironment, &mut |line| {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{BINARY} {CREDENTIAL_PROCESS}: {line}"
+                );
+            });
+            match result {
+                Ok(json) => {
+                    let mut out = std::io::stdout().lock();
+                    match writeln!(out, "{}", json.expose()).and_then(|()| out.flush()) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(err) => {
+                            eprintln!(
+                                "{BINARY} {CREDENTIAL_PROCESS}: cannot write to stdout: {err}"
+                            );
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(err) => {
+                    let hint = err.hint().map(|h| format!("\n\n{h}")).unwrap_or_default();
+                    eprintln!(
+                        "{BINARY} {CREDENTIAL_PROCESS}: {}\n\n{err}{hint}",
+                        err.summary()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// What can stop `credential-process`. No variant holds a token or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Invalid(String),
+
+    #[error(
+        "Cannot read the web identity token file {path}: {source}. Pass a readable file with \
+         --web-identity-token-file, or leave it out to ask the metadata server."
+    )]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "The web identity token file {0} is empty. Write the Google ID token into it, or leave \
+         --web-identity-token-file out to ask the metadata server."
+    )]
+    EmptyTokenFile(PathBuf),
+
+    #[error("Cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+impl CliError {
+    /// A short title, printed before the detail.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            CliError::Invalid(_) => "Invalid argument",
+            CliError::TokenFile { .. } | CliError::EmptyTokenFile(_) => {
+                "Unusable web identity token file"
+            }
+            CliError::Runtime(_) => "Internal error",
+            CliError::Exchange(e) => e.summary(),
+        }
+    }
+
+    /// The exchange's messages name the provider's arguments; this says which flags of
+    /// `credential-process` play their part.
+    pub fn hint(&self) -> Option<String> {
+        let CliError::Exchange(e) = self else {
+            return None;
+        };
+        let text = match e {
+            ExchangeError::Metadata(MetadataError::Unreachable { .. }) => {
+                "For credential-process: --metadata-host (or GCE_METADATA_HOST) names the metadata \
+                 server; --web-identity-token-file reads the ID token from a file instead."
+            }
+            ExchangeError::Metadata(MetadataError::UnknownServiceAccount { .. }) => {
+                "For credential-process: --service-account takes `default` or the email of an \
+                 account attached to this runner."
+            }
+            ExchangeError::Metadata(_) => {
+                "For credential-process: --metadata-host (or GCE_METADATA_HOST) names the metadata \
+                 server."
+            }
+            ExchangeError::Denied { .. } => {
+                "For credential-process: --audience is the token's aud (the role's \
+                 accounts.google.com:oaud) and --service-account decides its azp and sub (the \
+                 service account's unique ID in accounts.google.com:aud and :sub). This command \
+                 holds no AWS credentials to read the role (its STS call is unsigned): compare the \
+                 values above with the role's trust policy, for example with `aws iam get-role`."
+            }
+            ExchangeError::DurationTooLong { .. } => {
+                "For credential-process: lower --duration-seconds (default 3600)."
+            }
+            ExchangeError::SessionName(_) => {
+                "For credential-process: fix --session-name, or leave it out to use the token's sub."
+            }
+            ExchangeError::ExpiredToken { .. } | ExchangeError::MalformedToken { .. } => {
+                "For credential-process: with --web-identity-token-file, write a fresh ID token \
+                 into the file (or leave the flag out to ask the metadata server)."
+            }
+            ExchangeError::Validation { .. } => {
+                "For credential-process: check --role-arn, --duration-seconds, --session-name, \
+                 --policy and --policy-arn."
+            }
+            ExchangeError::RetriesExhausted { .. } => {
+                "For credential-process: --max-retries sets the retry budget (default 5)."
+            }
+            _ => return None,
+        };
+        Some(text.to_owned())
+    }
+}
+
+/// `credential-process`'s arguments with their environment fallbacks applied and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub role_arn: String,
+    pub audience: String,
+    pub service_account: String,
+    pub session_name: Option<String>,
+    pub duration_seconds: i32,
+    pub region: String,
+    pub sts_endpoint: Option<String>,
+    pub metadata_host: String,
+    pub token_file: Option<PathBuf>,
+    pub policy: Option<String>,
+    pub policy_arns: Vec<String>,
+    pub max_retries: u32,
+    /// `None` with `--no-cache`, or when no directory can be found (no HOME).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Resolved {
+    pub fn cache_key(&self) -> CacheKey {
+        let token_source = match &self.token_file {
+            Some(path) => format!("file {}", absolute(path).display()),
+            None => format!("metadata {}", self.metadata_host),
+        };
+        CacheKey {
+            role_arn: self.role_arn.clone(),
+            audience: self.audience.clone(),
+            service_account: self.service_account.clone(),
+            session_name: self.session_name.clone(),
+            duration_seconds: Some(self.duration_seconds),
+            policy: self.policy.clone(),
+            policy_arns: self.policy_arns.clone(),
+            token_source,
+            sts_endpoint: self.sts_endpoint.clone(),
+        }
+    }
+}
+
+fn absolute(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    }
+}
+
+/// Applies the environment fallbacks (as the provider does) and checks every argument that
+/// can be checked without I/O; each message names the flag and the fix.
+pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Resolved, CliError> {
+    let invalid = |text: String| Err(CliError::Invalid(text));
+    if let Err(detail) = check_role_arn(&args.role_arn) {
+        return invalid(format!("--role-arn: {detail}"));
+    }
+    if args.audience.trim().is_empty() {
+        return invalid(
+            "--audience is empty: give the audience of the role's trust policy \
+             (accounts.google.com:oaud, gcpfed_role's `audience`)."
+                .into(),
+        );
+    }
+    let sa = &args.service_account;
+    if sa.is_empty() || sa.contains('/') || (sa != "default" && !sa.contains('@')) {
+        return invalid(format!(
+            "--service-account {sa:?}: the metadata server knows \"default\" (the account attached \
+             to this VM, node pool or Cloud Run service) or a service account's email."
+        ));
+    }
+    if let Some(name) = &args.session_name {
+        if let Err(e) = session_name::validate(name) {
+            return invalid(format!(
+                "--session-name {name:?} {e}. STS requires 2–64 characters matching [\\w+=,.@-]; \
+                 leave it out to use the token's subject."
+            ));
+        }
+    }
+    if let Some(policy) = &args.policy {
+        if let Err(e) = validate::policy_document(policy) {
+            return invalid(format!("--policy: {}", e.detail));
+        }
+    }
+    if args.policy_arns.len() > POLICY_ARNS_MAX {
+        return invalid(format!(
+            "--policy-arn is given {} times; STS accepts at most {POLICY_ARNS_MAX} session policy ARNs.",
+            args.policy_arns.len()
+        ));
+    }
+    for arn in &args.policy_arns {
+        if let Err(e) = validate::policy_arn(arn) {
+            return invalid(format!("--policy-arn: {}", e.detail));
+        }
+    }
+    let given = |flag: &Option<String>| flag.clone().filter(|v| !v.is_empty());
+    let region = given(&args.region)
+        .or_else(|| env.var("AWS_REGION"))
+        .or_else(|| env.var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+    if !provider::is_region_name(&region) {
+        return invalid(format!(
+            "the region {region:?} (--region, AWS_REGION or AWS_DEFAULT_REGION) is not an AWS \
+             region name such as \"us-east-1\"."
+        ));
+    }
+    let sts_endpoint = given(&args.sts_endpoint)
+        .or_else(|| env.var("AWS_ENDPOINT_URL_STS"))
+        .or_else(|| env.var("AWS_ENDPOINT_URL"));
+    if let Some(url) = &sts_endpoint {
+        if let Err(reason) = provider::check_endpoint_url(url) {
+            return invalid(format!(
+                "the STS endpoint (--sts-endpoint, AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL) must \
+                 be an absolute http:// or https:// URL; {reason}."
+            ));
+        }
+    }
+    let metadata_host = given(&args.metadata_host)
+        .or_else(|| env.var("GCE_METADATA_HOST"))
+        .unwrap_or_else(|| metadata::DEFAULT_HOST.to_owned());
+    let mut policy_arns = args.policy_arns.clone();
+    policy_arns.sort();
+    policy_arns.dedup();
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir.clone().or_else(|| {
+            cache::default_dir(
+                env.var("XDG_CACHE_HOME").as_deref(),
+                env.var("HOME").as_deref(),
+            )
+        })
+    };
+    Ok(Resolved {
+        role_arn: args.role_arn.clone(),
+        audience: args.audience.clone(),
+        service_account: sa.clone(),
+        session_name: args.session_name.clone(),
+        duration_seconds: args.duration_seconds,
+        region,
+        sts_endpoint,
+        metadata_host,
+        token_file: args.web_identity_token_file.clone(),
+        policy: args.policy.clone(),
+        policy_arns,
+        max_retries: args.max_retries,
+        cache_dir,
+    })
+}
+
+/// Runs `credential-process`: the cached document when it is fresh, else one exchange (shared
+/// with concurrent invocations of the same key through the key's lock). `warn` receives
+/// one-line notes about a cache that cannot be used (the command then works without it).
+pub fn credential_process(
+    args: &CredentialProcessArgs,
+    env: &dyn Environment,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Secret, CliError> {
+    let resolved = resolve(args, env)?;
+    let key = resolved.cache_key();
+    let cache = match &resolved.cache_dir {
+        None if args.no_cache => None,
+        None => {
+            warn("no cache: neither XDG_CACHE_HOME nor HOME is set (pass --cache-dir)");
+            None
+        }
+        Some(dir) => match Cache::open(dir.clone()) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                warn(&format!("no cache: {e}"));
+                None
+            }
+        },
+    };
+
+    if let Some(cache) = &cache {
+        if let Lookup::Fresh(creds) = cache.load(&key, cache::now_epoch()) {
+            return Ok(creds.credential_process_json());
+        }
+    }
+    // Held until this function returns, i.e. until the new entry is in place.
+    let _lock = match &cache {
+        None => None,
+        Some(cache) => {
+            let guard = match cache.lock(&key, LOCK_WAIT) {
+                Ok(Some(guard)) => Some(guard),
+                Ok(None) => {
+                    warn("another invocation holds the cache lock for too long; exchanging anyway");
+                    None
+                }
+                Err(e) => {
+                    warn(&format!("cannot lock the cache entry: {e}"));
+                    None
+                }
+            };
+            // Whoever held the lock before us may have just written a fresh entry.
+            if let Lookup::Fresh(creds) = cache.load(&key, cache::now_epoch()) {
+                return Ok(creds.credential_process_json());
+            }
+            guard
+        }
+    };
+
+    let creds = CachedCredentials::from(&exchange_once(&resolved)?);
+    if let Some(cache) = &cache {
+        if let Err(e) = cache.store(&key, &creds) {
+            warn(&format!("the credentials were not cached: {e}"));
+        }
+    }
+    Ok(creds.credential_process_json())
+}
+
+/// One metadata → STS exchange, on a runtime built for it.
+fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError> {
+    let token = match &resolved.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::TokenFile {
+                path: path.clone(),
+                source,
+            })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(CliError::EmptyTokenFile(path.clone()));
+            }
+            Some(Secret::new(text))
+        }
+        None => None,
+    };
+    // Both rustls back ends are linked in (aws-lc through the AWS SDK, ring through reqwest);
+    // name one before any TLS client is built, as plugin mode does.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        let backoff = Backoff::new(resolved.max_retries);
+        let token = match token {
+            Some(token) => TokenSource::Given(token),
+            None => TokenSource::Metadata(
+                MetadataClient::new(&resolved.metadata_host, metadata::DEFAULT_TIMEOUT, backoff)
+                    .map_err(ExchangeError::from)?,
+            ),
+        };
+        let sts =
+            exchange::unsigned_sts_client(None, &resolved.region, resolved.sts_endpoint.as_deref());
+        let request = ExchangeRequest {
+            role_arn: resolved.role_arn.clone(),
+            audience: resolved.audience.clone(),
+            service_account: resolved.service_account.clone(),
+            session_name: resolved.session_name.clone(),
+            duration_seconds: Some(resolved.duration_seconds),
+            policy: resolved.policy.clone(),
+            policy_arns: resolved.policy_arns.clone(),
+            token,
+        };
+        Ok(Exchanger::new(sts, None, backoff).exchange(request).await?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(extra: &[&str]) -> Result<CredentialProcessArgs, clap::Error> {
+        let mut argv = vec![
+            BINARY,
+            CREDENTIAL_PROCESS,
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/ci",
+            "--audience",
+            "aws-ci",
+        ];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv)?;
+        match cli.command {
+            Some(Command::CredentialProcess(args)) => Ok(args),
+            None => panic!("no command"),
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_and_fallbacks_apply_in_order() {
+        let e = env(&[
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://all.example"),
+            ("GCE_METADATA_HOST", "10.0.0.1:80"),
+            ("HOME", "/home/u"),
+        ]);
+        let r = resolve(&parse(&[]).unwrap(), &e).unwrap();
+        assert_eq!(r.region, "eu-west-1");
+        assert_eq!(r.sts_endpoint.as_deref(), Some("http://all.example"));
+        assert_eq!(r.metadata_host, "10.0.0.1:80");
+        assert_eq!(r.cache_dir, Some(PathBuf::from("/home/u/.cache/gcpfed")));
+        assert_eq!(r.duration_seconds, DEFAULT_DURATION);
+        assert_eq!(r.service_account, "default");
+
+        let e2 = env(&[
+            ("AWS_REGION", "ap-south-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://all.example"),
+            ("AWS_ENDPOINT_URL_STS", "http://sts.example"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/home/u"),
+        ]);
+        let r = resolve(&parse(&[]).unwrap(), &e2).unwrap();
+        assert_eq!(r.region, "ap-south-1");
+        assert_eq!(r.sts_endpoint.as_deref(), Some("http://sts.example"));
+        assert_eq!(r.metadata_host, "metadata.google.internal");
+        assert_eq!(r.cache_dir, Some(PathBuf::from("/x/gcpfed")));
+
+        let args = parse(&[
+            "--region",
+            "us-west-2",
+            "--sts-endpoint",
+            "http://127.0.0.1:9",
+            "--metadata-host",
+            "127.0.0.1:8",
+            "--cache-dir",
+            "/c",
+        ])
+        .unwrap();
+        let r = resolve(&args, &e2).unwrap();
+        assert_eq!(r.region, "us-west-2");
+        assert_eq!(r.sts_endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(r.metadata_host, "127.0.0.1:8");
+        assert_eq!(r.cache_dir, Some(PathBuf::from("/c")));
+
+        let r = resolve(&parse(&["--no-cache"]).unwrap(), &e2).unwrap();
+        assert_eq!(r.cache_dir, None);
+        let r = resolve(&parse(&[]).unwrap(), &HashMap::new()).unwrap();
+        assert_eq!(r.region, DEFAULT_REGION);
+        assert_eq!(r.sts_endpoint, None);
+    }
+
+    #[test]
+    fn bad_arguments_name_the_flag() {
+        assert!(parse(&["--duration-seconds", "899"]).is_err());
+        assert!(parse(&["--duration-seconds", "43201"]).is_err());
+        assert!(parse(&["--cache-dir", "/c", "--no-cache"]).is_err());
+        let none = HashMap::new();
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["--session-name", "has space"], "--session-name"),
+            (vec!["--service-account", "a/b@c"], "--service-account"),
+            (vec!["--service-account", "ci-runner"], "--service-account"),
+            (vec!["--policy", "{not json"], "--policy"),
+            (vec!["--policy-arn", "arn:aws:s3:::bucket"], "--policy-arn"),
+            (vec!["--region", "Not A Region"], "--region"),
+            (vec!["--sts-endpoint", "sts.example.com"], "--sts-endpoint"),
+        ];
+        for (extra, flag) in cases {
+            let err = resolve(&parse(&extra).unwrap(), &none).unwrap_err();
+            assert!(err.to_string().contains(flag), "{extra:?}: {err}");
+            assert_eq!(err.summary(), "Invalid argument");
+        }
+        let mut argv = vec![
+            BINARY,
+            CREDENTIAL_PROCESS,
+            "--role-arn",
+            "arn:aws:sts::123456789012:assumed-role/ci/x",
+            "--audience",
+            "aws-ci",
+        ];
+        let args = match Cli::try_parse_from(&argv).unwrap().command {
+            Some(Command::CredentialProcess(a)) => a,
+            None => unreachable!(),
+        };
+        let err = resolve(&args, &none).unwrap_err().to_string();
+        assert!(
+            err.contains("--role-arn") && err.contains("not a role ARN"),
+            "{err}"
+        );
+        argv[3] = "arn:aws:iam::123456789012:role/ci";
+        argv[5] = " ";
+        let args = match Cli::try_parse_from(&argv).unwrap().command {
+            Some(Command::CredentialProcess(a)) => a,
+            None => unreachable!(),
+        };
+        assert!(resolve(&args, &none)
+            .unwrap_err()
+            .to_string()
+            .contains("--audience"));
+    }
+
+    #[test]
+    fn the_cache_key_holds_every_part_of_the_contract() {
+        let e = env(&[("HOME", "/h")]);
+        let base = resolve(&parse(&[]).unwrap(), &e).unwrap().cache_key();
+        let others = [
+            vec!["--service-account", "deployer@p.iam.gserviceaccount.com"],
+            vec!["--session-name", "ci-run"],
+            vec!["--duration-seconds", "900"],
+            vec!["--policy", r#"{"Statement":[]}"#],
+            vec!["--policy-arn", "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            vec!["--metadata-host", "127.0.0.1:1"],
+            vec!["--web-identity-token-file", "/run/token"],
+            vec!["--sts-endpoint", "http://127.0.0.1:1"],
+        ];
+        for extra in others {
+            let key = resolve(&parse(&extra).unwrap(), &e).unwrap().cache_key();
+            assert_ne!(key.digest(), base.digest(), "{extra:?}");
+        }
+        // The order of --policy-arn does not matter; the region does not either.
+        let a = [
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/A",
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/B",
+        ];
+        let b = [
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/B",
+            "--policy-arn",
+            "arn:aws:iam::aws:policy/A",
+            "--region",
+            "eu-west-3",
+        ];
+        assert_eq!(
+            resolve(&parse(&a).unwrap(), &e).unwrap().cache_key(),
+            resolve(&parse(&b).unwrap(), &e).unwrap().cache_key()
+        );
+    }
+
+    #[test]
+    fn a_fresh_entry_is_served_without_any_exchange() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        // A metadata host and STS endpoint where nothing listens: any exchange would fail.
+        let args = parse(&[
+            "--cache-dir",
+            dir.to_str().unwrap(),
+            "--metadata-host",
+            "127.0.0.1:9",
+            "--sts-endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .unwrap();
+        let none = HashMap::new();
+        let key = resolve(&args, &none).unwrap().cache_key();
+        let exp = cache::now_epoch() + 3600;
+        let creds = CachedCredentials {
+            access_key_id: "ASIACACHED".into(),
+            secret_access_key: Secret::new("s3cr3t"),
+            session_token: Secret::new("t0k3n"),
+            expiration: time::OffsetDateTime::from_unix_timestamp(exp)
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+            expiration_epoch: exp,
+        };
+        Cache::open(&dir).unwrap().store(&key, &creds).unwrap();
+        let mut warnings = Vec::new();
+        let json = credential_process(&args, &none, &mut |w| warnings.push(w.to_owned())).unwrap();
+        assert_eq!(json, creds.credential_process_json());
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn the_help_snippet_is_a_usable_profile() {
+        let text = config_snippet("/opt/bin/terraform-provider-gcpfed");
+        assert!(text.contains("[profile gcp-ci]"));
+        assert!(text.contains(
+            "credential_process = /opt/bin/terraform-provider-gcpfed credential-process --role-arn"
+        ));
+        let help = Cli::command()
+            .mut_subcommand(CREDENTIAL_PROCESS, |s| s.after_long_help(text.clone()))
+            .find_subcommand_mut(CREDENTIAL_PROCESS)
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for flag in [
+            "--role-arn",
+            "--audience",
+            "--service-account",
+            "--session-name",
+            "--duration-seconds",
+            "--region",
+            "--sts-endpoint",
+            "--metadata-host",
+            "--web-identity-token-file",
+            "--max-retries",
+            "--cache-dir",
+            "--no-cache",
+            "~/.aws/config",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
     }
 }

@@ -6,8 +6,17 @@
 //! one module per Terraform type under `resources` / `data_sources`, pure logic
 //! (trust policy, validation, claims) beside them, and `cli` for command-line mode.
 
+pub mod cache;
+pub mod claims;
 pub mod cli;
 pub mod clients;
+pub mod data_sources;
 pub mod diag;
+pub mod exchange;
 pub mod plugin_tls;
 pub mod provider;
+pub mod resources;
+pub mod secret;
+pub mod session_name;
+pub mod trust_policy;
+pub mod validate;

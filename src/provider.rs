@@ -12,8 +12,8 @@ use tf_provider::schema::{
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 
-use crate::clients::aws::{self, AwsSettings, StaticCredentials};
-use crate::data_sources::credentials::CredentialsDataSource;
+use crate::clients::aws::{self, AwsSettings, GcpIdentitySettings, StaticCredentials};
+use crate::data_sources::credentials::{check_role_arn, CredentialsDataSource};
 use crate::diag;
 use crate::resources::role::RoleResource;
 
@@ -44,6 +44,9 @@ pub struct Clients {
     /// host[:port] of the GCE metadata server.
     pub metadata_host: String,
     pub max_retries: u32,
+    /// The credentials of `assume_role_with_gcp_identity`, when the block is set (the SDK
+    /// config's credentials provider then wraps this same object).
+    pub gcp_identity: Option<Arc<aws::GcpIdentityCredentials>>,
 }
 
 /// The clients, filled in once `configure` has run. Resources are constructed before
@@ -97,6 +100,30 @@ pub struct ProviderConfig {
     pub max_retries: Value<i64>,
     #[serde(with = "tf_provider::value::serde_as_vec")]
     pub endpoints: Value<EndpointsConfig>,
+    #[serde(with = "tf_provider::value::serde_as_vec")]
+    pub assume_role_with_gcp_identity: Value<GcpIdentityConfig>,
+}
+
+/// The `assume_role_with_gcp_identity { ... }` block.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct GcpIdentityConfig {
+    pub role_arn: Value<String>,
+    pub audience: Value<String>,
+    pub service_account: Value<String>,
+    pub duration_seconds: Value<i64>,
+}
+
+/// The block's name, and the defaults of its optional arguments (those of gcpfed_credentials).
+pub const ASSUME_ROLE_BLOCK: &str = "assume_role_with_gcp_identity";
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+pub const DEFAULT_DURATION_SECONDS: i64 = 3600;
+pub const DURATION_SECONDS_MIN: i64 = 900;
+pub const DURATION_SECONDS_MAX: i64 = 43200;
+
+fn assume_role_path(attribute: &str) -> AttributePath {
+    AttributePath::new(ASSUME_ROLE_BLOCK)
+        .index(0)
+        .attribute(attribute.to_string())
 }
 
 /// The `endpoints { iam = ..., sts = ... }` block.
@@ -183,6 +210,31 @@ pub fn check_config(config: &ProviderConfig) -> Vec<ConfigProblem> {
                 .into(),
         });
     }
+    if let Value::Value(block) = &config.assume_role_with_gcp_identity {
+        problems.extend(check_gcp_identity(block));
+        let explicit: Vec<&str> = [
+            ("access_key", &config.access_key),
+            ("secret_key", &config.secret_key),
+            ("token", &config.token),
+        ]
+        .into_iter()
+        .filter(|(_, v)| matches!(v, Value::Value(s) if !s.is_empty()))
+        .map(|(name, _)| name)
+        .collect();
+        if !explicit.is_empty() {
+            problems.push(ConfigProblem {
+                path: AttributePath::new(ASSUME_ROLE_BLOCK),
+                summary: "Conflicting credentials".into(),
+                detail: format!(
+                    "{ASSUME_ROLE_BLOCK} gives the provider its AWS credentials from the Google \
+                     identity exchange (whose STS call is unsigned and needs no key), so {} would \
+                     never be used. Remove {} or remove the {ASSUME_ROLE_BLOCK} block.",
+                    explicit.join(", "),
+                    if explicit.len() == 1 { "it" } else { "them" }
+                ),
+            });
+        }
+    }
     if matches!(&config.region, Value::Value(r) if !is_region_name(r)) {
         problems.push(ConfigProblem {
             path: AttributePath::new("region"),
@@ -191,6 +243,83 @@ pub fn check_config(config: &ProviderConfig) -> Vec<ConfigProblem> {
         });
     }
     problems
+}
+
+/// Checks the `assume_role_with_gcp_identity` block's arguments (known values only).
+fn check_gcp_identity(block: &GcpIdentityConfig) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    if let Value::Value(arn) = &block.role_arn {
+        if let Err(detail) = check_role_arn(arn) {
+            problems.push(ConfigProblem {
+                path: assume_role_path("role_arn"),
+                summary: "Invalid role ARN".into(),
+                detail: format!(
+                    "{detail} The role's trust policy must name accounts.google.com (gcpfed_role)."
+                ),
+            });
+        }
+    }
+    if let Value::Value(audience) = &block.audience {
+        if audience.trim().is_empty() || audience.trim() != audience {
+            problems.push(ConfigProblem {
+                path: assume_role_path("audience"),
+                summary: "Invalid audience".into(),
+                detail: format!(
+                    "audience is {audience:?}: give the audience of the role's trust policy \
+                     (accounts.google.com:oaud, gcpfed_role's `audience`), without surrounding \
+                     whitespace; the metadata server puts it in the token's aud claim."
+                ),
+            });
+        }
+    }
+    if let Value::Value(sa) = &block.service_account {
+        if sa.is_empty() || sa.contains('/') || (sa != DEFAULT_SERVICE_ACCOUNT && !sa.contains('@'))
+        {
+            problems.push(ConfigProblem {
+                path: assume_role_path("service_account"),
+                summary: "Invalid service account".into(),
+                detail: format!(
+                    "service_account is {sa:?}; the metadata server knows \"default\" (the account \
+                     attached to this VM, node pool or Cloud Run service) or a service account's \
+                     email, such as \"ci-runner@my-project.iam.gserviceaccount.com\"."
+                ),
+            });
+        }
+    }
+    if let Value::Value(d) = block.duration_seconds {
+        if !(DURATION_SECONDS_MIN..=DURATION_SECONDS_MAX).contains(&d) {
+            problems.push(ConfigProblem {
+                path: assume_role_path("duration_seconds"),
+                summary: "Invalid session duration".into(),
+                detail: format!(
+                    "duration_seconds is {d}; STS accepts {DURATION_SECONDS_MIN} (15 minutes) to \
+                     {DURATION_SECONDS_MAX} (12 hours), and at most the role's max_session_duration. \
+                     Leave it out for {DEFAULT_DURATION_SECONDS}; the provider renews the \
+                     credentials before they expire."
+                ),
+            });
+        }
+    }
+    problems
+}
+
+/// The block's arguments that are still unknown at configure time (the provider cannot get
+/// credentials from values it does not know).
+pub fn unknown_gcp_identity_arguments(config: &ProviderConfig) -> Vec<AttributePath> {
+    match &config.assume_role_with_gcp_identity {
+        Value::Unknown => vec![AttributePath::new(ASSUME_ROLE_BLOCK)],
+        Value::Value(block) => [
+            ("role_arn", block.role_arn.is_unknown()),
+            ("audience", block.audience.is_unknown()),
+            ("service_account", block.service_account.is_unknown()),
+            ("duration_seconds", block.duration_seconds.is_unknown()),
+        ]
+        .into_iter()
+        .filter(|(_, unknown)| *unknown)
+        .map(|(name, _)| assume_role_path(name))
+        .collect(),
+        Value::Null => Vec::new(),
+    }
 }
 
 fn key_pair_problem(missing: &str, given: &str) -> ConfigProblem {
@@ -205,7 +334,7 @@ fn key_pair_problem(missing: &str, given: &str) -> ConfigProblem {
     }
 }
 
-fn check_endpoint_url(text: &str) -> Result<(), String> {
+pub fn check_endpoint_url(text: &str) -> Result<(), String> {
     let url = url::Url::parse(text).map_err(|err| format!("\"{text}\" does not parse: {err}"))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(format!("\"{text}\" has scheme \"{}\"", url.scheme()));
@@ -228,7 +357,7 @@ fn check_metadata_host(text: &str) -> Result<(), String> {
         .map_err(|err| format!("\"{text}\" is not a host[:port]: {err}"))
 }
 
-fn is_region_name(text: &str) -> bool {
+pub fn is_region_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 32
         && text
@@ -292,6 +421,22 @@ pub fn resolve_settings(config: &ProviderConfig, env: &dyn Environment) -> AwsSe
             .as_ref_option()
             .and_then(|n| u32::try_from(*n).ok())
             .unwrap_or(DEFAULT_MAX_RETRIES),
+        assume_role_with_gcp_identity: config
+            .assume_role_with_gcp_identity
+            .as_ref_option()
+            .and_then(|block| {
+                Some(GcpIdentitySettings {
+                    role_arn: given(&block.role_arn)?,
+                    audience: given(&block.audience)?,
+                    service_account: given(&block.service_account)
+                        .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_string()),
+                    duration_seconds: block
+                        .duration_seconds
+                        .as_ref_option()
+                        .and_then(|d| i32::try_from(*d).ok())
+                        .unwrap_or(DEFAULT_DURATION_SECONDS as i32),
+                })
+            }),
     }
 }
 
@@ -367,6 +512,46 @@ pub fn provider_schema() -> Schema {
         deprecated: false,
     };
 
+    let assume_role = Block {
+        version: 1,
+        description: Description::markdown(
+            "The provider's own AWS credentials come from the Google identity exchange itself: \
+             the service account's ID token from the GCE metadata server (`metadata_host`) is \
+             exchanged, unsigned, with STS `AssumeRoleWithWebIdentity` for `role_arn`, and renewed \
+             5 minutes before it expires. A Google Cloud runner then needs no AWS key at all. \
+             Conflicts with `access_key`, `secret_key` and `token`.",
+        ),
+        attributes: [
+            ("role_arn", string_attribute(
+                "ARN of the role the provider assumes for its own IAM calls; its trust policy \
+                 names `accounts.google.com` (a `gcpfed_role` created out of band) and it needs the \
+                 IAM permissions for what this configuration manages.",
+                AttributeConstraint::Required)),
+            ("audience", string_attribute(
+                "Audience requested from the metadata server; must equal the role's \
+                 `accounts.google.com:oaud` (`gcpfed_role`'s `audience`).",
+                AttributeConstraint::Required)),
+            ("service_account", string_attribute(
+                "Metadata alias (`default`) or email of the service account whose token is \
+                 exchanged. Default `default`.",
+                Optional)),
+            ("duration_seconds", Attribute {
+                attr_type: AttributeType::Number,
+                description: Description::markdown(
+                    "Session duration, 900–43200 and at most the role's maximum. Default `3600`; \
+                     the provider renews the credentials before they expire."),
+                constraint: Optional,
+                sensitive: false,
+                deprecated: false,
+            }),
+        ]
+        .into_iter()
+        .map(|(name, attribute)| (name.to_string(), attribute))
+        .collect(),
+        blocks: HashMap::new(),
+        deprecated: false,
+    };
+
     Schema {
         version: 1,
         block: Block {
@@ -376,9 +561,15 @@ pub fn provider_schema() -> Schema {
                  web-identity federation, with no stored AWS keys.",
             ),
             attributes,
-            blocks: [("endpoints".to_string(), NestedBlock::Optional(endpoints))]
-                .into_iter()
-                .collect(),
+            blocks: [
+                ("endpoints".to_string(), NestedBlock::Optional(endpoints)),
+                (
+                    ASSUME_ROLE_BLOCK.to_string(),
+                    NestedBlock::Optional(assume_role),
+                ),
+            ]
+            .into_iter()
+            .collect(),
             deprecated: false,
         },
     }
@@ -404,9 +595,34 @@ impl Provider for GcpfedProvider {
         config: Self::Config<'a>,
     ) -> Option<()> {
         report_problems(diags, check_config(&config))?;
+        let unknown = unknown_gcp_identity_arguments(&config);
+        if !unknown.is_empty() {
+            for path in unknown {
+                diag::attribute_error(
+                    diags,
+                    path,
+                    "Value unknown until apply",
+                    format!(
+                        "The provider needs {ASSUME_ROLE_BLOCK} to get its AWS credentials before \
+                         it can plan, but this value is only known after apply. Create the role \
+                         first (for example with -target, or in another configuration) and give \
+                         its ARN as a literal or variable."
+                    ),
+                );
+            }
+            return None;
+        }
         let settings = resolve_settings(&config, &ProcessEnvironment);
         match aws::build_clients(&settings).await {
             Ok(clients) => {
+                // Exchange once now, so that a refusal is reported on the block rather than on
+                // the first resource that happens to call IAM.
+                if let Some(identity) = &clients.gcp_identity {
+                    if let Err(err) = identity.credentials().await {
+                        report_identity_error(diags, identity.settings(), &err);
+                        return None;
+                    }
+                }
                 self.shared.set(clients);
                 Some(())
             }
@@ -428,7 +644,11 @@ impl Provider for GcpfedProvider {
         _diags: &mut Diagnostics,
     ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         let role: Box<dyn DynamicResource> = Box::new(RoleResource::new(self.shared()));
-        Some([("gcpfed_role".to_string(), role)].into_iter().collect())
+        Some(
+            [(registered_name(crate::resources::role::TYPE_NAME), role)]
+                .into_iter()
+                .collect(),
+        )
     }
 
     fn get_data_sources(
@@ -438,11 +658,47 @@ impl Provider for GcpfedProvider {
         let credentials: Box<dyn DynamicDataSource> =
             Box::new(CredentialsDataSource::new(self.shared()));
         Some(
-            [("gcpfed_credentials".to_string(), credentials)]
-                .into_iter()
-                .collect(),
+            [(
+                registered_name(crate::data_sources::credentials::TYPE_NAME),
+                credentials,
+            )]
+            .into_iter()
+            .collect(),
         )
     }
+}
+
+/// The name to register a type under: tf-provider's server prepends `<provider name>_` itself,
+/// so `gcpfed_role` is registered as `role` (registering the full name gave Terraform
+/// `gcpfed_gcpfed_role`).
+pub fn registered_name(type_name: &str) -> String {
+    type_name
+        .strip_prefix(PROVIDER_NAME)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .unwrap_or(type_name)
+        .to_string()
+}
+
+/// A failed exchange of `assume_role_with_gcp_identity`, on the argument at fault when one is.
+fn report_identity_error(
+    diags: &mut Diagnostics,
+    settings: &GcpIdentitySettings,
+    err: &crate::exchange::ExchangeError,
+) {
+    let path = match err.attribute() {
+        Some(attr @ ("service_account" | "duration_seconds")) => assume_role_path(attr),
+        _ => AttributePath::new(ASSUME_ROLE_BLOCK),
+    };
+    diag::attribute_error(
+        diags,
+        path,
+        format!("{ASSUME_ROLE_BLOCK}: {}", err.summary()),
+        format!(
+            "The provider could not get its AWS credentials by exchanging the Google identity of \
+             service account \"{}\" for role {}.\n\n{err}",
+            settings.service_account, settings.role_arn
+        ),
+    );
 }
 
 fn report_problems(diags: &mut Diagnostics, problems: Vec<ConfigProblem>) -> Option<()> {
@@ -565,5 +821,146 @@ mod tests {
         );
         assert_eq!(settings.metadata_host, DEFAULT_METADATA_HOST);
         assert!(settings.static_credentials.is_none());
+    }
+
+    fn block(role_arn: &str, audience: &str) -> GcpIdentityConfig {
+        GcpIdentityConfig {
+            role_arn: Value::Value(role_arn.into()),
+            audience: Value::Value(audience.into()),
+            service_account: Value::Null,
+            duration_seconds: Value::Null,
+        }
+    }
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/gcpfed-bootstrap";
+
+    #[test]
+    fn a_valid_gcp_identity_block_resolves_with_defaults() {
+        let mut c = config();
+        c.assume_role_with_gcp_identity = Value::Value(block(ROLE, "aws-ci"));
+        assert!(check_config(&c).is_empty(), "{:?}", check_config(&c));
+        let settings = resolve_settings(&c, &HashMap::new());
+        assert_eq!(
+            settings.assume_role_with_gcp_identity,
+            Some(GcpIdentitySettings {
+                role_arn: ROLE.into(),
+                audience: "aws-ci".into(),
+                service_account: "default".into(),
+                duration_seconds: 3600,
+            })
+        );
+        assert!(settings.static_credentials.is_none());
+        assert_eq!(
+            resolve_settings(&config(), &HashMap::new()).assume_role_with_gcp_identity,
+            None
+        );
+    }
+
+    #[test]
+    fn gcp_identity_problems_name_their_nested_path() {
+        let mut c = config();
+        c.assume_role_with_gcp_identity = Value::Value(GcpIdentityConfig {
+            role_arn: Value::Value("arn:aws:sts::123456789012:assumed-role/x/y".into()),
+            audience: Value::Value(" ".into()),
+            service_account: Value::Value("ci-runner".into()),
+            duration_seconds: Value::Value(600),
+        });
+        let problems = check_config(&c);
+        let paths = paths(&problems);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        for (path, attr) in paths.iter().zip([
+            "role_arn",
+            "audience",
+            "service_account",
+            "duration_seconds",
+        ]) {
+            assert!(
+                path.contains(ASSUME_ROLE_BLOCK) && path.contains(attr),
+                "{path}"
+            );
+        }
+        assert_eq!(problems[0].path, assume_role_path("role_arn"));
+        assert!(
+            problems[0].detail.contains("not a role ARN"),
+            "{problems:?}"
+        );
+        assert!(problems[3].detail.contains("900"), "{problems:?}");
+    }
+
+    #[test]
+    fn gcp_identity_conflicts_with_explicit_keys() {
+        let mut c = config();
+        c.assume_role_with_gcp_identity = Value::Value(block(ROLE, "aws-ci"));
+        c.access_key = Value::Value("AKIAEXAMPLE".into());
+        c.secret_key = Value::Value("very-secret".into());
+        let problems = check_config(&c);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, AttributePath::new(ASSUME_ROLE_BLOCK));
+        assert!(
+            problems[0].detail.contains("access_key, secret_key"),
+            "{problems:?}"
+        );
+        assert!(!problems[0].detail.contains("very-secret"));
+    }
+
+    #[test]
+    fn unknown_gcp_identity_values_are_not_validation_errors_but_block_configure() {
+        let mut c = config();
+        c.assume_role_with_gcp_identity = Value::Value(GcpIdentityConfig {
+            role_arn: Value::Unknown,
+            ..block(ROLE, "aws-ci")
+        });
+        assert!(check_config(&c).is_empty());
+        assert_eq!(
+            unknown_gcp_identity_arguments(&c),
+            vec![assume_role_path("role_arn")]
+        );
+        c.assume_role_with_gcp_identity = Value::Unknown;
+        assert_eq!(
+            unknown_gcp_identity_arguments(&c),
+            vec![AttributePath::new(ASSUME_ROLE_BLOCK)]
+        );
+        c.assume_role_with_gcp_identity = Value::Null;
+        assert!(unknown_gcp_identity_arguments(&c).is_empty());
+    }
+
+    #[test]
+    fn the_schema_has_the_gcp_identity_block() {
+        let schema = provider_schema();
+        let Some(NestedBlock::Optional(block)) = schema.block.blocks.get(ASSUME_ROLE_BLOCK) else {
+            panic!("no optional {ASSUME_ROLE_BLOCK} block");
+        };
+        for (name, constraint) in [
+            ("role_arn", AttributeConstraint::Required),
+            ("audience", AttributeConstraint::Required),
+            ("service_account", AttributeConstraint::Optional),
+            ("duration_seconds", AttributeConstraint::Optional),
+        ] {
+            let attribute = block
+                .attributes
+                .get(name)
+                .unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(attribute.constraint, constraint, "{name}");
+        }
+        assert_eq!(block.attributes.len(), 4);
+    }
+
+    #[test]
+    fn types_are_registered_without_the_prefix_that_tf_provider_adds() {
+        assert_eq!(registered_name("gcpfed_role"), "role");
+        assert_eq!(registered_name("gcpfed_credentials"), "credentials");
+        let provider = GcpfedProvider::default();
+        let mut diags = Diagnostics::default();
+        let resources = provider.get_resources(&mut diags).unwrap();
+        let data_sources = provider.get_data_sources(&mut diags).unwrap();
+        let served = |name: &String| format!("{PROVIDER_NAME}_{name}");
+        assert_eq!(
+            resources.keys().map(served).collect::<Vec<_>>(),
+            vec!["gcpfed_role".to_string()]
+        );
+        assert_eq!(
+            data_sources.keys().map(served).collect::<Vec<_>>(),
+            vec!["gcpfed_credentials".to_string()]
+        );
     }
 }
