@@ -21,6 +21,10 @@ fn serve_plugin() -> ExitCode {
         .ok()
         .filter(|pem| !pem.is_empty());
     std::env::remove_var("PLUGIN_CLIENT_CERT");
+    // tf-provider appends a captured backtrace to every diagnostic when backtraces are
+    // enabled (RUST_BACKTRACE=1 is common on CI machines): hundreds of lines under each
+    // error message. RUST_LIB_BACKTRACE=0 turns off that capture and keeps panic backtraces.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     // Both rustls back ends (aws-lc via the AWS SDK, ring via reqwest) are linked in;
     // without an explicit default, tonic's automatic mTLS with Terraform fails at start-up.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -151,38 +151,6 @@ fn caller_arn(bed: &TestBed, key: &str, secret: &str, token: &str) -> String {
     out.arn().expect("caller ARN").to_owned()
 }
 
-/// Where a JWT-shaped string (three base64url segments, the first starting `eyJ`) occurs;
-/// returns a short prefix only, so that a failure message does not print the token itself.
-fn find_jwt(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
-    let mut from = 0;
-    while let Some(p) = text[from..].find("eyJ") {
-        let start = from + p;
-        let mut j = start;
-        let mut parts = 0;
-        loop {
-            let seg = j;
-            while j < b.len() && b64(b[j]) {
-                j += 1;
-            }
-            if j - seg < 8 {
-                break;
-            }
-            parts += 1;
-            if parts == 3 || j >= b.len() || b[j] != b'.' {
-                break;
-            }
-            j += 1;
-        }
-        if parts == 3 {
-            return Some(text[start..start + 12].to_owned());
-        }
-        from = start + 3;
-    }
-    None
-}
-
 /// Asserts that no text holds any of the secrets, nor anything shaped like a JWT.
 #[track_caller]
 fn assert_no_leak(engine: Engine, texts: &[(String, String)], secrets: &[(&str, &str)]) {
@@ -194,7 +162,7 @@ fn assert_no_leak(engine: Engine, texts: &[(String, String)], secrets: &[(&str, 
                 "[{engine}] the {what} appears in {name}"
             );
         }
-        if let Some(prefix) = find_jwt(text) {
+        if let Some(prefix) = support::find_jwt(text) {
             panic!("[{engine}] a JWT ({prefix}…) appears in {name}");
         }
     }

@@ -676,38 +676,6 @@ fn a_corrupted_or_unsafe_cache_file_is_replaced() {
     }
 }
 
-/// Where a JWT-shaped string (three base64url segments, the first starting `eyJ`) occurs;
-/// returns a short prefix only, so that a failure message does not print the token itself.
-fn find_jwt(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
-    let mut from = 0;
-    while let Some(p) = text[from..].find("eyJ") {
-        let start = from + p;
-        let mut j = start;
-        let mut parts = 0;
-        loop {
-            let seg = j;
-            while j < b.len() && b64(b[j]) {
-                j += 1;
-            }
-            if j - seg < 8 {
-                break;
-            }
-            parts += 1;
-            if parts == 3 || j >= b.len() || b[j] != b'.' {
-                break;
-            }
-            j += 1;
-        }
-        if parts == 3 {
-            return Some(text[start..start + 12].to_owned());
-        }
-        from = start + 3;
-    }
-    None
-}
-
 #[test]
 fn a_denial_exits_non_zero_with_claims_against_keys_and_no_secret() {
     let fx = Fixture::start("cli-denied");
@@ -772,7 +740,7 @@ fn a_denial_exits_non_zero_with_claims_against_keys_and_no_secret() {
             !text.contains(&signature),
             "a token signature appears in {label}"
         );
-        if let Some(prefix) = find_jwt(text) {
+        if let Some(prefix) = support::find_jwt(text) {
             panic!("a JWT ({prefix}…) appears in {label}");
         }
     }

