@@ -238,8 +238,11 @@ const HALF_KEY_PAIR: &str = r#"provider "gcpfed" {
 #[test]
 fn half_given_key_pair_fails_plan_naming_the_missing_key() {
     let main_tf = format!("{REQUIRED_PROVIDERS}\n{HALF_KEY_PAIR}{}", provider_user());
+    // CI machines often set RUST_BACKTRACE=1; tf-provider would then append a captured
+    // backtrace to every diagnostic unless the plugin turns that capture off.
+    let env = [("RUST_BACKTRACE".to_string(), "1".to_string())];
     for_each_engine(|engine| {
-        let wd = Workdir::new(engine, &main_tf, &[]);
+        let wd = Workdir::new(engine, &main_tf, &env);
         let run = wd.plan();
         run.fails();
         run.assert_contains(&["Error:", "with provider[", "secret_key", "access_key"]);
@@ -247,6 +250,11 @@ fn half_given_key_pair_fails_plan_naming_the_missing_key() {
             !run.combined().contains("AKIDEXAMPLEHALFPAIR"),
             "{}",
             run.describe("the access key must not be echoed")
+        );
+        assert!(
+            !run.combined().contains("tf_provider::diagnostics"),
+            "{}",
+            run.describe("a backtrace was appended to the diagnostic")
         );
     });
 }
