@@ -6,9 +6,16 @@
 //! secret and no token shows in any output or TRACE log, and in state they sit only in
 //! sensitive attributes.
 //!
-//! Roles the exchange assumes are created through the bed's IAM (out of band) with a trust
+//! Roles the exchange assumes are created through the target's IAM (out of band) with a trust
 //! policy written out here, so that these tests do not depend on `gcpfed_role`; the quickstart
 //! test uses `gcpfed_role` in HCL as users would.
+//!
+//! Under `GCPFED_ACC=aws` (see `support::target`) the basic test
+//! (`credentials_work_and_no_secret_or_token_leaks`) runs against the sandbox account with the
+//! Google identity of the environment (a given token or a Google Cloud runner's metadata server);
+//! the role it creates is deleted when its `Acc` is dropped. The other tests need the bed's
+//! emulated service accounts, minted tokens, fault injection or call recorder, and print why they
+//! are skipped there.
 
 mod support;
 
@@ -20,7 +27,7 @@ use support::bed::{
     block_on, closed_port_host, TestBed, TokenSpec, ACCOUNT_ID, DEPLOYER_EMAIL, DEPLOYER_ID,
     OUTSIDER_EMAIL, OUTSIDER_ID, REGION, RUNNER_EMAIL, RUNNER_ID,
 };
-use support::target::unique_name;
+use support::target::{federation_plan, Acc, TokenSource};
 use support::tf::{for_each_engine, resource_values_in, Engine, Run, Workdir, REQUIRED_PROVIDERS};
 
 const DS: &str = "data.gcpfed_credentials.c";
@@ -48,11 +55,12 @@ fn trust_policy(audience: &str, ids: &[&str]) -> String {
     )
 }
 
-/// Creates a role through the bed's IAM; returns (name, arn).
-fn create_role(bed: &TestBed, label: &str, audience: &str, ids: &[&str]) -> (String, String) {
-    let name = unique_name(label);
+/// Creates a role through the target's IAM, named by (and so cleaned up with) `acc`;
+/// returns (name, arn).
+fn create_role(acc: &Acc, label: &str, audience: &str, ids: &[&str]) -> (String, String) {
+    let name = acc.unique_name(label);
     let out = block_on(
-        bed.iam()
+        acc.iam()
             .create_role()
             .role_name(&name)
             .assume_role_policy_document(trust_policy(audience, ids))
@@ -61,7 +69,12 @@ fn create_role(bed: &TestBed, label: &str, audience: &str, ids: &[&str]) -> (Str
     )
     .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
     let arn = out.role().expect("role").arn().to_owned();
-    assert_eq!(arn, format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"));
+    assert_eq!(
+        arn,
+        format!("arn:aws:iam::{}:role/{name}", acc.account_id())
+    );
+    // IAM is eventually consistent: STS may not know a brand-new role yet (sandbox only).
+    acc.settle();
     (name, arn)
 }
 
@@ -127,28 +140,72 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
 }
 
-/// GetCallerIdentity on the bed with the given session credentials; returns the caller ARN.
-fn caller_arn(bed: &TestBed, key: &str, secret: &str, token: &str) -> String {
-    use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
-    let conf = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(&bed.aws_endpoint)
-        .credentials_provider(Credentials::new(
-            key,
-            secret,
-            Some(token.to_owned()),
-            None,
-            "acc-test",
-        ))
-        .build();
+/// GetCallerIdentity at the target's STS (the bed's gate, or the sandbox region's STS) with the
+/// given session credentials; returns the caller ARN.
+fn caller_arn(acc: &Acc, key: &str, secret: &str, token: &str) -> String {
     let out = block_on(
-        aws_sdk_sts::Client::from_conf(conf)
+        acc.sts_with(key, secret, token)
             .get_caller_identity()
             .send(),
     )
     .unwrap_or_else(|e| panic!("GetCallerIdentity: {e:?}"));
     out.arn().expect("caller ARN").to_owned()
+}
+
+/// The Google identity the basic test exchanges, and what the data source must report for it.
+struct Identity {
+    audience: String,
+    /// The unique IDs the role trusts.
+    trusted: Vec<String>,
+    /// The token's `sub` (the default session name).
+    subject: String,
+    /// The `email` claim, when known.
+    email: Option<String>,
+    /// Extra lines of the data source (a given token), extra HCL and engine variables.
+    data_args: String,
+    extra_hcl: String,
+    env: Vec<(String, String)>,
+}
+
+impl Identity {
+    /// The bed's `default` runner account (the role also trusts the deployer); on the sandbox
+    /// the environment's identity, or `None` after printing why `test` is skipped.
+    fn of(acc: &Acc, test: &str) -> Option<Identity> {
+        if acc.bed().is_some() {
+            return Some(Identity {
+                audience: AUDIENCE.into(),
+                trusted: vec![RUNNER_ID.into(), DEPLOYER_ID.into()],
+                subject: RUNNER_ID.into(),
+                email: Some(RUNNER_EMAIL.into()),
+                data_args: String::new(),
+                extra_hcl: String::new(),
+                env: Vec::new(),
+            });
+        }
+        let fed = acc.federation(test, AUDIENCE)?;
+        Some(Identity {
+            audience: fed.audience,
+            trusted: vec![fed.unique_id.clone()],
+            subject: fed.unique_id,
+            email: fed.email,
+            data_args: fed.data_args,
+            extra_hcl: fed.extra_hcl,
+            env: fed.env,
+        })
+    }
+
+    /// The configuration of the basic test: the bed's as always, or the sandbox's.
+    fn config(&self, acc: &Acc, arn: &str, more: &str) -> String {
+        match acc.bed() {
+            Some(bed) => config(bed, &args(arn, &self.audience, more)),
+            None => {
+                config_with(
+                    &acc.provider_hcl(),
+                    &args(arn, &self.audience, &format!("{}{more}", self.data_args)),
+                ) + &self.extra_hcl
+            }
+        }
+    }
 }
 
 /// Asserts that no text holds any of the secrets, nor anything shaped like a JWT.
@@ -221,10 +278,17 @@ fn exchange_calls(bed: &TestBed) -> Vec<support::bed::RecordedCall> {
 
 #[test]
 fn credentials_work_and_no_secret_or_token_leaks() {
-    let bed = TestBed::start();
+    let acc = Acc::start();
+    let Some(who) = Identity::of(&acc, "credentials_work_and_no_secret_or_token_leaks") else {
+        return;
+    };
+    let account = acc.account_id();
+    let subject = who.subject.as_str();
     for_each_engine(|engine| {
-        let (role, arn) = create_role(&bed, "creds", AUDIENCE, &[RUNNER_ID, DEPLOYER_ID]);
-        let mut wd = Workdir::new(engine, &config(&bed, &args(&arn, AUDIENCE, "")), &env());
+        let trusted: Vec<&str> = who.trusted.iter().map(String::as_str).collect();
+        let (role, arn) = create_role(&acc, "creds", &who.audience, &trusted);
+        let engine_env = [acc.env(), who.env.clone()].concat();
+        let mut wd = Workdir::new(engine, &who.config(&acc, &arn, ""), &engine_env);
         let tf_log = wd.path().join("tf-trace.log");
         wd.set_env("TF_LOG", "TRACE");
         wd.set_env("TF_LOG_PATH", &tf_log.display().to_string());
@@ -232,7 +296,9 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         // stderr, which the engines copy into TF_LOG_PATH. A file would be truncated by each of
         // the several provider processes a command starts.
         wd.set_env("PLUGIN_LOG_FILE", "/dev/stderr");
-        bed.clear_calls();
+        if let Some(bed) = acc.bed() {
+            bed.clear_calls();
+        }
 
         let plan = wd.plan();
         plan.ok();
@@ -253,18 +319,21 @@ fn credentials_work_and_no_secret_or_token_leaks() {
             );
         }
 
-        // Each plan and apply ran the exchange once, unsigned, for this role and session.
-        let calls = exchange_calls(&bed);
-        assert_eq!(calls.len(), 2, "[{engine}] {calls:?}");
-        for c in &calls {
-            assert_eq!(c.status, 200, "[{engine}] {c:?}");
-            assert_eq!(
-                c.access_key_id, None,
-                "[{engine}] the exchange was signed: {c:?}"
-            );
-            assert_eq!(c.role_arn.as_deref(), Some(arn.as_str()));
-            assert_eq!(c.session_name.as_deref(), Some(RUNNER_ID));
-            assert_eq!(c.duration_seconds.as_deref(), Some("3600"));
+        // Each plan and apply ran the exchange once, unsigned, for this role and session (the
+        // bed's gate records calls; the sandbox's STS does not show them to us).
+        if let Some(bed) = acc.bed() {
+            let calls = exchange_calls(bed);
+            assert_eq!(calls.len(), 2, "[{engine}] {calls:?}");
+            for c in &calls {
+                assert_eq!(c.status, 200, "[{engine}] {c:?}");
+                assert_eq!(
+                    c.access_key_id, None,
+                    "[{engine}] the exchange was signed: {c:?}"
+                );
+                assert_eq!(c.role_arn.as_deref(), Some(arn.as_str()));
+                assert_eq!(c.session_name.as_deref(), Some(subject));
+                assert_eq!(c.duration_seconds.as_deref(), Some("3600"));
+            }
         }
 
         let (v, sensitive) = data_values(&wd);
@@ -274,17 +343,19 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         assert!(key.starts_with("ASIA"), "[{engine}] access_key_id {key}");
         assert_eq!(
             s(&v, "assumed_role_arn"),
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{RUNNER_ID}")
+            format!("arn:aws:sts::{account}:assumed-role/{role}/{subject}")
         );
         assert!(
-            s(&v, "assumed_role_id").ends_with(&format!(":{RUNNER_ID}")),
+            s(&v, "assumed_role_id").ends_with(&format!(":{subject}")),
             "[{engine}] {}",
             s(&v, "assumed_role_id")
         );
-        assert_eq!(s(&v, "subject"), RUNNER_ID);
-        assert_eq!(s(&v, "email"), RUNNER_EMAIL);
+        assert_eq!(s(&v, "subject"), subject);
+        if let Some(email) = &who.email {
+            assert_eq!(s(&v, "email"), email);
+        }
         assert_eq!(s(&v, "service_account"), "default");
-        assert_eq!(s(&v, "session_name"), RUNNER_ID);
+        assert_eq!(s(&v, "session_name"), subject);
         assert_eq!(v["duration_seconds"], Value::from(3600));
         let expires = parse_utc(s(&v, "expiration"));
         let left = expires - now();
@@ -302,10 +373,10 @@ fn credentials_work_and_no_secret_or_token_leaks() {
             "[{engine}]"
         );
 
-        // The credentials work against the emulated AWS.
+        // The credentials work against the target's AWS.
         assert_eq!(
-            caller_arn(&bed, &key, &secret, &token),
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{RUNNER_ID}"),
+            caller_arn(&acc, &key, &secret, &token),
+            format!("arn:aws:sts::{account}:assumed-role/{role}/{subject}"),
             "[{engine}]"
         );
 
@@ -343,58 +414,74 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         texts.extend(run_texts("apply", &apply));
         texts.push(("TF_LOG of plan".into(), plan_log));
         texts.push(("TF_LOG of apply".into(), apply_log));
-        assert_no_leak(
-            engine,
-            &texts,
-            &[("secret access key", &secret), ("session token", &token)],
+        let mut secrets = vec![
+            ("secret access key", secret.as_str()),
+            ("session token", &token),
+        ];
+        // A token given on the sandbox travels through TF_VAR_: it must not show either.
+        secrets.extend(
+            who.env
+                .iter()
+                .map(|(_, given)| ("given web identity token", given.as_str())),
         );
+        assert_no_leak(engine, &texts, &secrets);
         assert!(
             apply.stdout.contains("Apply complete"),
             "[{engine}] {}",
             apply.describe("apply output")
         );
 
-        // Explicit session name, another service account, a shorter duration.
-        wd.write(&config(
-            &bed,
-            &args(
-                &arn,
-                AUDIENCE,
-                &format!(
-                    "  service_account = {}\n  session_name = \"deploy@ci.run-42\"\n  duration_seconds = 900\n",
-                    q(DEPLOYER_EMAIL)
-                ),
+        // Explicit session name, a shorter duration, and on the bed another service account
+        // (the sandbox has one identity).
+        let session = "  session_name = \"deploy@ci.run-42\"\n  duration_seconds = 900\n";
+        let (more, subject2, email2) = match acc.bed() {
+            Some(_) => (
+                format!("  service_account = {}\n{session}", q(DEPLOYER_EMAIL)),
+                DEPLOYER_ID,
+                Some(DEPLOYER_EMAIL),
             ),
-        ));
+            None => (session.to_string(), subject, who.email.as_deref()),
+        };
+        wd.write(&who.config(&acc, &arn, &more));
         wd.apply().ok();
         let (v, _) = data_values(&wd);
-        assert_eq!(s(&v, "subject"), DEPLOYER_ID);
-        assert_eq!(s(&v, "email"), DEPLOYER_EMAIL);
+        assert_eq!(s(&v, "subject"), subject2);
+        if let Some(email) = email2 {
+            assert_eq!(s(&v, "email"), email);
+        }
         assert_eq!(s(&v, "session_name"), "deploy@ci.run-42");
         let left = parse_utc(s(&v, "expiration")) - now();
         assert!((800..=1000).contains(&left), "[{engine}] {left}");
         assert_eq!(
             caller_arn(
-                &bed,
+                &acc,
                 s(&v, "access_key_id"),
                 s(&v, "secret_access_key"),
                 s(&v, "session_token")
             ),
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/deploy@ci.run-42")
+            format!("arn:aws:sts::{account}:assumed-role/{role}/deploy@ci.run-42")
         );
-        let last = exchange_calls(&bed).pop().expect("a call");
-        assert_eq!(last.duration_seconds.as_deref(), Some("900"));
+        if let Some(bed) = acc.bed() {
+            let last = exchange_calls(bed).pop().expect("a call");
+            assert_eq!(last.duration_seconds.as_deref(), Some("900"));
+        }
     });
 }
 
 #[test]
 fn web_identity_token_replaces_the_metadata_server() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "web_identity_token_replaces_the_metadata_server",
+        "it mints tokens (valid and expired) with the local bed's signing key",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (role, arn) = create_role(&bed, "given", AUDIENCE, &[RUNNER_ID]);
+        let (role, arn) = create_role(&acc, "given", AUDIENCE, &[RUNNER_ID]);
         let token = bed.mint_token(&TokenSpec::new(RUNNER_EMAIL, AUDIENCE));
         // The metadata server is unreachable: only the given token can make this work.
-        let provider_block = provider(&bed, Some(&closed_port_host()), "");
+        let provider_block = provider(bed, Some(&closed_port_host()), "");
         let main_tf = config_with(
             &provider_block,
             &args(
@@ -450,14 +537,20 @@ fn web_identity_token_replaces_the_metadata_server() {
 
 #[test]
 fn denials_print_the_claims_and_name_the_mismatched_key() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "denials_print_the_claims_and_name_the_mismatched_key",
+        "it needs the bed's emulated foreign service account and strict STS gate",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&bed, "deny", AUDIENCE, &[RUNNER_ID]);
+        let (_, arn) = create_role(&acc, "deny", AUDIENCE, &[RUNNER_ID]);
 
         // Wrong audience: the token's aud is compared with accounts.google.com:oaud.
         let wd = Workdir::new(
             engine,
-            &config(&bed, &args(&arn, "some-other-audience", "")),
+            &config(bed, &args(&arn, "some-other-audience", "")),
             &env(),
         );
         let run = wd.plan();
@@ -483,7 +576,7 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
         let wd = Workdir::new(
             engine,
             &config(
-                &bed,
+                bed,
                 &args(
                     &arn,
                     AUDIENCE,
@@ -513,7 +606,7 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
         let wd = Workdir::new(
             engine,
             &config(
-                &bed,
+                bed,
                 &args(
                     &arn,
                     AUDIENCE,
@@ -527,12 +620,12 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
             "does not know the service account \"nobody@gcpfed-test.iam.gserviceaccount.com\"",
             "Use `default`",
         ]);
-        assert!(exchange_calls(&bed).is_empty(), "[{engine}] STS was called");
+        assert!(exchange_calls(bed).is_empty(), "[{engine}] STS was called");
 
         // A duration above the role's maximum (3600).
         let wd = Workdir::new(
             engine,
-            &config(&bed, &args(&arn, AUDIENCE, "  duration_seconds = 7200\n")),
+            &config(bed, &args(&arn, AUDIENCE, "  duration_seconds = 7200\n")),
             &env(),
         );
         wd.plan().fails().assert_contains(&[
@@ -545,10 +638,16 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
 
 #[test]
 fn transient_faults_are_retried_until_success() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "transient_faults_are_retried_until_success",
+        "it injects metadata and STS faults at the local bed",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&bed, "faults", AUDIENCE, &[RUNNER_ID]);
-        let wd = Workdir::new(engine, &config(&bed, &args(&arn, AUDIENCE, "")), &env());
+        let (_, arn) = create_role(&acc, "faults", AUDIENCE, &[RUNNER_ID]);
+        let wd = Workdir::new(engine, &config(bed, &args(&arn, AUDIENCE, "")), &env());
 
         // Metadata server: HTTP 500 twice, then the token.
         bed.metadata_fail_status(500, 2);
@@ -569,7 +668,7 @@ fn transient_faults_are_retried_until_success() {
             bed.fail_sts(code, times);
             let run = wd.plan();
             run.ok();
-            let calls = exchange_calls(&bed);
+            let calls = exchange_calls(bed);
             let injected: Vec<_> = calls.iter().filter(|c| c.injected).collect();
             assert_eq!(
                 injected.len(),
@@ -592,7 +691,7 @@ fn transient_faults_are_retried_until_success() {
 
         // More throttling than the budget: a clear error naming max_retries.
         let tight = config_with(
-            &provider(&bed, Some(&bed.metadata_host), "  max_retries = 1\n"),
+            &provider(bed, Some(&bed.metadata_host), "  max_retries = 1\n"),
             &args(&arn, AUDIENCE, ""),
         );
         let wd = Workdir::new(engine, &tight, &env());
@@ -605,22 +704,28 @@ fn transient_faults_are_retried_until_success() {
             "Throttling: Rate exceeded",
             "max_retries",
         ]);
-        assert_eq!(exchange_calls(&bed).len(), 2, "[{engine}]");
+        assert_eq!(exchange_calls(bed).len(), 2, "[{engine}]");
     });
 }
 
 #[test]
 fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "unreachable_or_slow_metadata_servers_get_a_clear_error",
+        "it delays and closes the local bed's metadata emulator",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&bed, "offgcp", AUDIENCE, &[RUNNER_ID]);
+        let (_, arn) = create_role(&acc, "offgcp", AUDIENCE, &[RUNNER_ID]);
 
         // Nothing listens on the metadata port: off Google Cloud.
         let closed = closed_port_host();
         let wd = Workdir::new(
             engine,
             &config_with(
-                &provider(&bed, Some(&closed), "  max_retries = 1\n"),
+                &provider(bed, Some(&closed), "  max_retries = 1\n"),
                 &args(&arn, AUDIENCE, ""),
             ),
             &env(),
@@ -638,7 +743,7 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
         // GCE_METADATA_HOST is honoured when the argument is left out.
         let mut wd = Workdir::new(
             engine,
-            &config_with(&provider(&bed, None, ""), &args(&arn, AUDIENCE, "")),
+            &config_with(&provider(bed, None, ""), &args(&arn, AUDIENCE, "")),
             &env(),
         );
         wd.set_env("GCE_METADATA_HOST", &bed.metadata_host);
@@ -648,7 +753,7 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
         let wd = Workdir::new(
             engine,
             &config_with(
-                &provider(&bed, Some(&bed.metadata_host), "  max_retries = 1\n"),
+                &provider(bed, Some(&bed.metadata_host), "  max_retries = 1\n"),
                 &args(&arn, AUDIENCE, ""),
             ),
             &env(),
@@ -672,7 +777,13 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
 
 #[test]
 fn invalid_arguments_fail_at_plan_with_their_path() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "invalid_arguments_fail_at_plan_with_their_path",
+        "it asserts through the local bed's call recorder that STS was never called",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     let role = format!("arn:aws:iam::{ACCOUNT_ID}:role/not-called");
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
         (
@@ -719,7 +830,7 @@ fn invalid_arguments_fail_at_plan_with_their_path() {
     for_each_engine(|engine| {
         bed.clear_calls();
         for (attr, body, phrases) in &cases {
-            let main_tf = config(&bed, body);
+            let main_tf = config(bed, body);
             let line = main_tf
                 .lines()
                 .position(|l| l.trim_start().starts_with(attr))
@@ -737,7 +848,7 @@ fn invalid_arguments_fail_at_plan_with_their_path() {
                 .assert_contains(&expected.iter().map(String::as_str).collect::<Vec<_>>());
         }
         assert!(
-            exchange_calls(&bed).is_empty(),
+            exchange_calls(bed).is_empty(),
             "[{engine}] an invalid configuration reached STS"
         );
     });
@@ -745,10 +856,16 @@ fn invalid_arguments_fail_at_plan_with_their_path() {
 
 #[test]
 fn quickstart_role_credentials_and_an_aliased_provider() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "quickstart_role_credentials_and_an_aliased_provider",
+        "it checks through the local bed's call recorder which key signed each IAM call",
+    ) else {
+        return;
+    };
+    let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let name = unique_name("quick");
-        let via_alias = unique_name("quick-alias");
+        let name = acc.unique_name("quick");
+        let via_alias = acc.unique_name("quick-alias");
         let aws = q(&bed.aws_endpoint);
         let metadata = q(&bed.metadata_host);
         let main_tf = format!(
@@ -785,7 +902,7 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
   service_account_unique_ids = [{id}]
 }}
 "#,
-            provider = provider(&bed, Some(&bed.metadata_host), ""),
+            provider = provider(bed, Some(&bed.metadata_host), ""),
             name = q(&name),
             via_alias = q(&via_alias),
             aud = q(AUDIENCE),
@@ -803,7 +920,7 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
         );
         assert_eq!(
             caller_arn(
-                &bed,
+                &acc,
                 &key,
                 s(&v, "secret_access_key"),
                 s(&v, "session_token")
@@ -832,7 +949,7 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
         let second = wd.plan_detailed();
         assert_eq!(second.status, 0, "{}", second.describe("second plan"));
         let calls = bed.calls();
-        assert_eq!(exchange_calls(&bed).len(), 1, "[{engine}] {calls:?}");
+        assert_eq!(exchange_calls(bed).len(), 1, "[{engine}] {calls:?}");
         let session_reads: Vec<&str> = calls
             .iter()
             .filter(|c| c.action == "GetRole")
@@ -857,4 +974,171 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
         );
         wd.destroy().ok();
     });
+}
+
+// ---------- the sandbox's Google identity, as a pure function of the environment ----------
+
+fn env_of(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An unsigned JWT-shaped string with these claims (`padded`: base64 with `=`).
+fn jwt_with(claims: &Value, padded: bool) -> String {
+    use base64::Engine as _;
+    let engine = if padded {
+        base64::engine::general_purpose::URL_SAFE
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+    };
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        engine.encode(claims.to_string())
+    )
+}
+
+#[test]
+fn sandbox_identity_without_a_token_uses_the_runners_metadata_server() {
+    let plan = federation_plan(&env_of(&[]), AUDIENCE).expect("a runner plan");
+    assert_eq!(
+        plan.source,
+        TokenSource::Metadata {
+            host: "metadata.google.internal".into()
+        }
+    );
+    assert_eq!(plan.audience, AUDIENCE);
+    assert_eq!(plan.unique_id, None, "learned from a metadata token");
+    let fed = plan.federation("104857600000000000123".into());
+    assert_eq!(fed.unique_id, "104857600000000000123");
+    assert_eq!((fed.data_args.as_str(), fed.extra_hcl.as_str()), ("", ""));
+    assert!(fed.env.is_empty());
+
+    let plan = federation_plan(
+        &env_of(&[
+            ("GCE_METADATA_HOST", "169.254.169.254:80"),
+            ("GCPFED_ACC_SA_UNIQUE_ID", " 104857600000000000123 "),
+            ("GCPFED_ACC_AUDIENCE", "sts.amazonaws.com/sandbox"),
+        ]),
+        AUDIENCE,
+    )
+    .expect("a runner plan");
+    assert_eq!(
+        plan.source,
+        TokenSource::Metadata {
+            host: "169.254.169.254:80".into()
+        }
+    );
+    assert_eq!(plan.audience, "sts.amazonaws.com/sandbox");
+    assert_eq!(plan.unique_id.as_deref(), Some("104857600000000000123"));
+
+    let err = federation_plan(
+        &env_of(&[("GCPFED_ACC_SA_UNIQUE_ID", RUNNER_EMAIL)]),
+        AUDIENCE,
+    )
+    .expect_err("an email is not a unique ID");
+    assert!(err.contains("numeric unique ID"), "{err}");
+}
+
+#[test]
+fn sandbox_identity_with_a_given_token_takes_its_claims_and_never_shows_it() {
+    let claims = serde_json::json!({"sub": "104857600000000000777", "aud": "sts.amazonaws.com/given",
+        "azp": "104857600000000000777", "email": "ci@sandbox.iam.gserviceaccount.com"});
+    for padded in [false, true] {
+        let token = jwt_with(&claims, padded);
+        let plan = federation_plan(
+            &env_of(&[("GCPFED_ACC_WEB_IDENTITY_TOKEN", &token)]),
+            AUDIENCE,
+        )
+        .expect("a token plan");
+        assert!(matches!(&plan.source, TokenSource::Given(t) if t.0 == token));
+        assert_eq!(plan.audience, "sts.amazonaws.com/given");
+        assert_eq!(plan.unique_id.as_deref(), Some("104857600000000000777"));
+        assert_eq!(
+            plan.email.as_deref(),
+            Some("ci@sandbox.iam.gserviceaccount.com")
+        );
+        assert!(
+            !format!("{plan:?}").contains(&token),
+            "Debug shows the token"
+        );
+        let fed = plan.federation("104857600000000000777".into());
+        assert!(
+            fed.data_args.contains("web_identity_token = var.") && !fed.data_args.contains(&token),
+            "{}",
+            fed.data_args
+        );
+        assert!(
+            fed.extra_hcl.contains("sensitive = true"),
+            "{}",
+            fed.extra_hcl
+        );
+        assert_eq!(fed.env.len(), 1);
+        assert!(fed.env[0].0.starts_with("TF_VAR_") && fed.env[0].1 == token);
+    }
+
+    // The variables may repeat the claims but not contradict them.
+    let token = jwt_with(&claims, false);
+    let same = federation_plan(
+        &env_of(&[
+            ("GCPFED_ACC_WEB_IDENTITY_TOKEN", &token),
+            ("GCPFED_ACC_SA_UNIQUE_ID", "104857600000000000777"),
+            ("GCPFED_ACC_AUDIENCE", "sts.amazonaws.com/given"),
+        ]),
+        AUDIENCE,
+    );
+    assert!(same.is_ok(), "{same:?}");
+    for (var, value, phrase) in [
+        (
+            "GCPFED_ACC_SA_UNIQUE_ID",
+            "104857600000000000001",
+            "is of sub",
+        ),
+        ("GCPFED_ACC_AUDIENCE", "other", "is for audience"),
+    ] {
+        let err = federation_plan(
+            &env_of(&[("GCPFED_ACC_WEB_IDENTITY_TOKEN", &token), (var, value)]),
+            AUDIENCE,
+        )
+        .expect_err("a contradiction");
+        assert!(err.contains(phrase) && err.contains(var), "{err}");
+        assert!(!err.contains(&token), "the error shows the token");
+    }
+
+    // Claims missing from the token must come from the variables.
+    let bare = jwt_with(
+        &serde_json::json!({"iss": "https://accounts.google.com"}),
+        false,
+    );
+    let err = federation_plan(
+        &env_of(&[("GCPFED_ACC_WEB_IDENTITY_TOKEN", &bare)]),
+        AUDIENCE,
+    )
+    .expect_err("no sub");
+    assert!(err.contains("GCPFED_ACC_SA_UNIQUE_ID"), "{err}");
+    let plan = federation_plan(
+        &env_of(&[
+            ("GCPFED_ACC_WEB_IDENTITY_TOKEN", &bare),
+            ("GCPFED_ACC_SA_UNIQUE_ID", "104857600000000000777"),
+            ("GCPFED_ACC_AUDIENCE", "sts.amazonaws.com/given"),
+        ]),
+        AUDIENCE,
+    )
+    .expect("claims from the variables");
+    assert_eq!(plan.email, None);
+
+    for junk in [
+        "not-a-jwt",
+        "a.b.c",
+        "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln",
+    ] {
+        let err = federation_plan(
+            &env_of(&[("GCPFED_ACC_WEB_IDENTITY_TOKEN", junk)]),
+            AUDIENCE,
+        )
+        .expect_err("not a JWT");
+        assert!(err.contains("is not a JWT"), "{err}");
+    }
 }

@@ -1,11 +1,15 @@
-//! Acceptance tests of `gcpfed_role` (issue 3) under real Terraform and OpenTofu on the local
-//! test bed: the lifecycle (create, show, empty second plan, import by CLI and by `import {}`,
+//! Acceptance tests of `gcpfed_role` (issue 3) under real Terraform and OpenTofu on the
+//! acceptance target (the local test bed unless `GCPFED_ACC=aws`, see `support::target`): the lifecycle (create, show, empty second plan, import by CLI and by `import {}`,
 //! in-place updates, replacement, destroy), drift made through the IAM API out of band, the
 //! strict STS gate deciding on the role Terraform made, IAM faults absorbed by retries, and a
 //! table of invalid configurations refused at plan.
 //!
-//! One bed per test function; each engine works on its own role names (run prefix from
-//! `support::target`), so the engines never see each other's roles.
+//! One target (`Acc`) per test function; each engine works on its own role names (run prefix
+//! from `support::target`), so the engines never see each other's roles. The lifecycle and drift
+//! tests also run on a real AWS sandbox account, where IAM is read through `Acc::iam()` and the
+//! `Acc` deletes any role the test named when it is dropped, even after a failed assertion. The
+//! STS-gate, fault and invalid-input tests need the bed itself (minted tokens, fault injection,
+//! the call recorder) and print why they are skipped on the sandbox.
 
 mod support;
 
@@ -18,7 +22,7 @@ use support::bed::{
     block_on, TestBed, TokenSpec, ACCOUNT_ID, DEPLOYER_EMAIL, DEPLOYER_ID, NOT_AUTHORIZED,
     OUTSIDER_EMAIL, OUTSIDER_ID, RUNNER_EMAIL, RUNNER_ID,
 };
-use support::target::{announce, run_prefix, unique_name};
+use support::target::{announce, run_prefix, Acc};
 use support::tf::{
     for_each_engine, planned_actions, resource_values_in, Engine, Workdir, REQUIRED_PROVIDERS,
 };
@@ -126,16 +130,17 @@ impl Role {
     }
 }
 
-fn config(bed: &TestBed, role: &Role) -> String {
+fn config(acc: &Acc, role: &Role) -> String {
     format!(
         "{REQUIRED_PROVIDERS}\n{}\n{}",
-        bed.provider_hcl(),
+        acc.provider_hcl(),
         role.hcl()
     )
 }
 
-fn env() -> Vec<(String, String)> {
-    vec![("AWS_EC2_METADATA_DISABLED".into(), "true".into())]
+/// The bed a bed-only test was given (`Acc::local_only` never returns a sandbox).
+fn the_bed(acc: &Acc) -> &TestBed {
+    acc.bed().expect("Acc::local_only gives the local bed")
 }
 
 /// The trust policy exactly as INTERFACE.md shows it, written out here rather than computed
@@ -159,7 +164,7 @@ fn expected_trust(audience: &str, ids: &[&str]) -> String {
     )
 }
 
-// ---------- IAM, read and changed out of band (directly on moto, unrecorded) ----------
+// ---------- IAM, read and changed out of band (the bed: directly on moto, unrecorded) ----------
 
 fn decode(doc: &str) -> Value {
     let text = percent_decode_str(doc).decode_utf8_lossy();
@@ -180,8 +185,9 @@ struct InIam {
     inline: BTreeMap<String, Value>,
 }
 
-fn in_iam(bed: &TestBed, name: &str) -> Option<InIam> {
-    let iam = bed.iam();
+fn in_iam(acc: &Acc, name: &str) -> Option<InIam> {
+    acc.settle();
+    let iam = acc.iam();
     block_on(async {
         let role = match iam.get_role().role_name(name).send().await {
             Ok(out) => out.role.expect("GetRole answers with the role"),
@@ -242,44 +248,68 @@ fn in_iam(bed: &TestBed, name: &str) -> Option<InIam> {
     })
 }
 
-/// Every role of this run still in IAM.
-fn leftover_roles(bed: &TestBed) -> Vec<String> {
-    let iam = bed.iam();
+/// Every role of this test still in IAM (on the bed: of this run; see `Acc::owns`), all pages.
+fn leftover_roles(acc: &Acc) -> Vec<String> {
+    acc.settle();
+    let iam = acc.iam();
     block_on(async {
-        iam.list_roles()
-            .max_items(1000)
-            .send()
-            .await
-            .expect("ListRoles")
-            .roles
-            .into_iter()
-            .map(|r| r.role_name)
-            .filter(|n| n.starts_with(run_prefix()))
-            .collect()
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = iam
+                .list_roles()
+                .max_items(1000)
+                .set_marker(marker)
+                .send()
+                .await
+                .expect("ListRoles");
+            names.extend(page.roles.into_iter().map(|r| r.role_name));
+            marker = page.marker.filter(|_| page.is_truncated);
+            if marker.is_none() {
+                break names;
+            }
+        }
     })
+    .into_iter()
+    .filter(|n| acc.owns(n))
+    .collect()
 }
 
-/// Roles of this run a managed policy is still attached to.
-fn attached_to(bed: &TestBed, arn: &str) -> Vec<String> {
-    let iam = bed.iam();
+/// Roles of this test a managed policy is still attached to, all pages.
+fn attached_to(acc: &Acc, arn: &str) -> Vec<String> {
+    acc.settle();
+    let iam = acc.iam();
     block_on(async {
-        iam.list_entities_for_policy()
-            .policy_arn(arn)
-            .send()
-            .await
-            .expect("ListEntitiesForPolicy")
-            .policy_roles
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.role_name)
-            .filter(|n| n.starts_with(run_prefix()))
-            .collect()
+        let mut names = Vec::new();
+        let mut marker = None;
+        loop {
+            let page = iam
+                .list_entities_for_policy()
+                .policy_arn(arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .expect("ListEntitiesForPolicy");
+            names.extend(
+                page.policy_roles
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| r.role_name),
+            );
+            marker = page.marker.filter(|_| page.is_truncated);
+            if marker.is_none() {
+                break names;
+            }
+        }
     })
+    .into_iter()
+    .filter(|n| acc.owns(n))
+    .collect()
 }
 
 /// What IAM must hold for `role` as configured.
-fn assert_iam_matches(bed: &TestBed, role: &Role, engine: Engine) {
-    let got = in_iam(bed, &role.name)
+fn assert_iam_matches(acc: &Acc, role: &Role, engine: Engine) {
+    let got = in_iam(acc, &role.name)
         .unwrap_or_else(|| panic!("[{engine}] role {} is not in IAM", role.name));
     let ids: Vec<&str> = role.ids.iter().map(String::as_str).collect();
     let trust: Value = serde_json::from_str(&expected_trust(&role.audience, &ids)).unwrap();
@@ -322,7 +352,7 @@ fn set_of(v: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-fn assert_state_matches(v: &Value, role: &Role, engine: Engine) {
+fn assert_state_matches(v: &Value, role: &Role, engine: Engine, account: &str) {
     assert_eq!(v["name"], json!(role.name), "[{engine}] name");
     assert_eq!(v["id"], json!(role.name), "[{engine}] id");
     assert_eq!(
@@ -381,7 +411,7 @@ fn assert_state_matches(v: &Value, role: &Role, engine: Engine) {
     let path = role.path.clone().unwrap_or_else(|| "/".into());
     assert_eq!(
         v["arn"],
-        json!(format!("arn:aws:iam::{ACCOUNT_ID}:role{path}{}", role.name)),
+        json!(format!("arn:aws:iam::{account}:role{path}{}", role.name)),
         "[{engine}] arn"
     );
     assert!(
@@ -435,11 +465,12 @@ fn change_of(plan: &Value) -> (Value, Value) {
 
 #[test]
 fn role_lifecycle_create_import_update_replace_destroy() {
-    let bed = TestBed::start();
+    let acc = Acc::start();
+    let account = acc.account_id();
     for_each_engine(|engine| {
         let started = Instant::now();
-        let role = Role::base(&unique_name("life"));
-        let wd = Workdir::new(engine, &config(&bed, &role), &env());
+        let role = Role::base(&acc.unique_name("life"));
+        let wd = Workdir::new(engine, &config(&acc, &role), &acc.env());
 
         // Create: show -json holds what was asked, IAM too, and the plan renders the trust
         // policy before anything exists.
@@ -452,21 +483,21 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         );
         wd.apply().ok();
         let created = values(&wd);
-        assert_state_matches(&created, &role, engine);
-        assert_iam_matches(&bed, &role, engine);
+        assert_state_matches(&created, &role, engine, &account);
+        assert_iam_matches(&acc, &role, engine);
         assert_no_changes(&wd, "second plan after create");
 
         // Import into an empty state, by CLI and by an import block: the same attributes.
-        let imported = Workdir::new(engine, &config(&bed, &role), &env());
+        let imported = Workdir::new(engine, &config(&acc, &role), &acc.env());
         imported.import(ADDR, &role.name).ok();
         assert_eq!(values(&imported), created, "[{engine}] terraform import");
         assert_no_changes(&imported, "plan after terraform import");
         let with_block = format!(
             "{}\nimport {{\n  to = {ADDR}\n  id = {}\n}}\n",
-            config(&bed, &role),
+            config(&acc, &role),
             q(&role.name)
         );
-        let block = Workdir::new(engine, &with_block, &env());
+        let block = Workdir::new(engine, &with_block, &acc.env());
         let plan = block.plan_json();
         let change = &plan["resource_changes"][0];
         assert_eq!(
@@ -483,7 +514,7 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         drop((imported, block)); // their states only: the role belongs to `wd`
 
         // Roles that are not of the gcpfed shape, or do not exist, are refused with the reason.
-        let refused = Workdir::new(engine, &config(&bed, &role), &env());
+        let refused = Workdir::new(engine, &config(&acc, &role), &acc.env());
         for (trust, reason) in [
             (
                 r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.to_string(),
@@ -497,14 +528,15 @@ fn role_lifecycle_create_import_update_replace_destroy() {
                 "the StringEquals condition lacks accounts.google.com:sub",
             ),
         ] {
-            let foreign = unique_name("foreign");
-            block_on(bed.iam().create_role().role_name(&foreign).assume_role_policy_document(trust).send())
+            let foreign = acc.unique_name("foreign");
+            block_on(acc.iam().create_role().role_name(&foreign).assume_role_policy_document(trust).send())
                 .expect("CreateRole out of band");
+            acc.settle();
             refused
                 .import(ADDR, &foreign)
                 .fails()
                 .assert_contains(&["Role is not a gcpfed role", reason, "aws_iam_role"]);
-            block_on(bed.iam().delete_role().role_name(&foreign).send()).expect("DeleteRole");
+            block_on(acc.iam().delete_role().role_name(&foreign).send()).expect("DeleteRole");
         }
         refused
             .import(ADDR, &format!("{}missing", run_prefix()))
@@ -538,17 +570,17 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         ];
         updated.max = Some("3600".into());
         updated.boundary = None;
-        wd.write(&config(&bed, &updated));
+        wd.write(&config(&acc, &updated));
         assert_eq!(actions(&wd), vec!["update"], "[{engine}] in-place update");
         wd.apply().ok();
         let after = values(&wd);
-        assert_state_matches(&after, &updated, engine);
+        assert_state_matches(&after, &updated, engine, &account);
         assert_eq!(
             after["unique_id"], created["unique_id"],
             "[{engine}] same role after update"
         );
-        assert_iam_matches(&bed, &updated, engine);
-        let read = in_iam(&bed, &updated.name).unwrap();
+        assert_iam_matches(&acc, &updated, engine);
+        let read = in_iam(&acc, &updated.name).unwrap();
         assert!(
             read.inline["read"]
                 .to_string()
@@ -560,8 +592,8 @@ fn role_lifecycle_create_import_update_replace_destroy() {
 
         // A new name replaces the role; the old one is gone.
         let mut renamed = updated.clone();
-        renamed.name = unique_name("life-renamed");
-        wd.write(&config(&bed, &renamed));
+        renamed.name = acc.unique_name("life-renamed");
+        wd.write(&config(&acc, &renamed));
         assert_eq!(
             actions(&wd),
             vec!["delete", "create"],
@@ -569,30 +601,30 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         );
         wd.apply().ok();
         let replaced = values(&wd);
-        assert_state_matches(&replaced, &renamed, engine);
+        assert_state_matches(&replaced, &renamed, engine, &account);
         assert_ne!(
             replaced["unique_id"], created["unique_id"],
             "[{engine}] a new role"
         );
         assert_eq!(
-            in_iam(&bed, &role.name),
+            in_iam(&acc, &role.name),
             None,
             "[{engine}] old role deleted"
         );
-        assert_iam_matches(&bed, &renamed, engine);
+        assert_iam_matches(&acc, &renamed, engine);
 
         // Destroy leaves nothing: no role, attachment or inline policy.
         wd.destroy().ok();
-        assert_eq!(in_iam(&bed, &renamed.name), None, "[{engine}] destroyed");
+        assert_eq!(in_iam(&acc, &renamed.name), None, "[{engine}] destroyed");
         for arn in [S3RO, EC2RO, IAMRO] {
             assert_eq!(
-                attached_to(&bed, arn),
+                attached_to(&acc, arn),
                 Vec::<String>::new(),
                 "[{engine}] {arn} still attached"
             );
         }
         assert_eq!(
-            leftover_roles(&bed),
+            leftover_roles(&acc),
             Vec::<String>::new(),
             "[{engine}] roles left in IAM"
         );
@@ -624,8 +656,8 @@ fn same_trust_respelled(audience: &str, ids: &[&str]) -> String {
 }
 
 /// Deletes a role out of band the way an operator would (policies first).
-fn delete_out_of_band(bed: &TestBed, name: &str) {
-    let iam = bed.iam();
+fn delete_out_of_band(acc: &Acc, name: &str) {
+    let iam = acc.iam();
     block_on(async {
         let attached = iam
             .list_attached_role_policies()
@@ -657,17 +689,18 @@ fn delete_out_of_band(bed: &TestBed, name: &str) {
         }
         iam.delete_role().role_name(name).send().await.unwrap();
     });
+    acc.settle();
 }
 
 #[test]
 fn role_drift_is_detected_and_repaired() {
-    let bed = TestBed::start();
-    let iam = bed.iam();
+    let acc = Acc::start();
+    let iam = acc.iam();
     for_each_engine(|engine| {
         let started = Instant::now();
-        let role = Role::base(&unique_name("drift"));
+        let role = Role::base(&acc.unique_name("drift"));
         let name = role.name.clone();
-        let wd = Workdir::new(engine, &config(&bed, &role), &env());
+        let wd = Workdir::new(engine, &config(&acc, &role), &acc.env());
         wd.apply().ok();
         let applied = values(&wd);
 
@@ -730,6 +763,7 @@ fn role_drift_is_detected_and_repaired() {
                 .await
                 .unwrap();
         });
+        acc.settle();
         let plan = wd.plan_json();
         assert_eq!(
             planned_actions(&plan)[ADDR],
@@ -796,7 +830,7 @@ fn role_drift_is_detected_and_repaired() {
             );
         }
         wd.apply().ok();
-        assert_iam_matches(&bed, &role, engine);
+        assert_iam_matches(&acc, &role, engine);
         assert_eq!(values(&wd), applied, "[{engine}] state after repair");
         assert_no_changes(&wd, "after repairing round 1");
 
@@ -836,6 +870,7 @@ fn role_drift_is_detected_and_repaired() {
                 .await
                 .unwrap();
         });
+        acc.settle();
         let plan = wd.plan_json();
         assert_eq!(
             planned_actions(&plan)[ADDR],
@@ -875,7 +910,7 @@ fn role_drift_is_detected_and_repaired() {
             "[{engine}] tags removed: {before}"
         );
         wd.apply().ok();
-        assert_iam_matches(&bed, &role, engine);
+        assert_iam_matches(&acc, &role, engine);
         assert_no_changes(&wd, "after repairing round 2");
 
         // The same meaning spelled another way is no change (no perpetual diff).
@@ -894,6 +929,7 @@ fn role_drift_is_detected_and_repaired() {
                 .await
                 .unwrap();
         });
+        acc.settle();
         assert_no_changes(&wd, "equivalent documents spelled differently");
         assert_eq!(
             values(&wd)["trust_policy"],
@@ -902,16 +938,16 @@ fn role_drift_is_detected_and_repaired() {
         );
 
         // A role deleted out of band is planned for creation, and created again.
-        delete_out_of_band(&bed, &name);
+        delete_out_of_band(&acc, &name);
         assert_eq!(
             actions(&wd),
             vec!["create"],
             "[{engine}] deleted out of band"
         );
         wd.apply().ok();
-        assert_iam_matches(&bed, &role, engine);
+        assert_iam_matches(&acc, &role, engine);
         wd.destroy().ok();
-        assert_eq!(in_iam(&bed, &name), None, "[{engine}] destroyed");
+        assert_eq!(in_iam(&acc, &name), None, "[{engine}] destroyed");
         announce(&format!(
             "[{engine}] role drift took {:.1?}",
             started.elapsed()
@@ -923,11 +959,17 @@ fn role_drift_is_detected_and_repaired() {
 
 #[test]
 fn role_trust_policy_admits_exactly_the_configured_identities() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "role_trust_policy_admits_exactly_the_configured_identities",
+        "it mints tokens for emulated service accounts and asks the strict STS gate of the local bed",
+    ) else {
+        return;
+    };
+    let bed = the_bed(&acc);
     for_each_engine(|engine| {
-        let mut role = Role::base(&unique_name("gate"));
+        let mut role = Role::base(&acc.unique_name("gate"));
         role.ids = vec![RUNNER_ID.into(), DEPLOYER_ID.into()];
-        let wd = Workdir::new(engine, &config(&bed, &role), &env());
+        let wd = Workdir::new(engine, &config(&acc, &role), &acc.env());
         wd.apply().ok();
         let arn = values(&wd)["arn"].as_str().unwrap().to_string();
         let assume = |email: &str, audience: &str| {
@@ -1014,39 +1056,45 @@ fn count(bed: &TestBed, action: &str) -> (usize, usize) {
 
 #[test]
 fn role_apply_absorbs_throttling_and_propagation_and_reports_the_rest() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "role_apply_absorbs_throttling_and_propagation_and_reports_the_rest",
+        "it injects IAM faults and counts calls at the local bed's gate",
+    ) else {
+        return;
+    };
+    let bed = the_bed(&acc);
     let iam = bed.iam();
     for_each_engine(|engine| {
         let started = Instant::now();
         // Throttling and a role IAM has not propagated yet: retried, the apply succeeds.
-        let role = Role::base(&unique_name("retry"));
-        let wd = Workdir::new(engine, &config(&bed, &role), &env());
+        let role = Role::base(&acc.unique_name("retry"));
+        let wd = Workdir::new(engine, &config(&acc, &role), &acc.env());
         bed.clear_calls();
         bed.fail_action("CreateRole", "Throttling", 2);
         let not_found = format!("The role with name {} cannot be found.", role.name);
-        inject(&bed, "AttachRolePolicy", "NoSuchEntity", 404, &not_found, 2);
-        inject(&bed, "PutRolePolicy", "NoSuchEntity", 404, &not_found, 1);
+        inject(bed, "AttachRolePolicy", "NoSuchEntity", 404, &not_found, 2);
+        inject(bed, "PutRolePolicy", "NoSuchEntity", 404, &not_found, 1);
         wd.apply().ok();
         assert_eq!(
-            count(&bed, "CreateRole"),
+            count(bed, "CreateRole"),
             (3, 2),
             "[{engine}] CreateRole retried after throttling"
         );
         assert_eq!(
-            count(&bed, "AttachRolePolicy"),
+            count(bed, "AttachRolePolicy"),
             (3, 2),
             "[{engine}] AttachRolePolicy retried while the role propagates"
         );
         assert_eq!(
-            count(&bed, "PutRolePolicy"),
+            count(bed, "PutRolePolicy"),
             (2, 1),
             "[{engine}] PutRolePolicy retried while the role propagates"
         );
-        assert_iam_matches(&bed, &role, engine);
+        assert_iam_matches(&acc, &role, engine);
 
         // Destroy detaches, deletes inline policies and leaves the instance profile (without
         // the role) in place.
-        let profile = unique_name("profile");
+        let profile = acc.unique_name("profile");
         block_on(async {
             iam.create_instance_profile()
                 .instance_profile_name(&profile)
@@ -1061,7 +1109,7 @@ fn role_apply_absorbs_throttling_and_propagation_and_reports_the_rest() {
                 .unwrap();
         });
         wd.destroy().ok();
-        assert_eq!(in_iam(&bed, &role.name), None, "[{engine}] destroyed");
+        assert_eq!(in_iam(&acc, &role.name), None, "[{engine}] destroyed");
         block_on(async {
             let kept = iam
                 .get_instance_profile()
@@ -1081,11 +1129,11 @@ fn role_apply_absorbs_throttling_and_propagation_and_reports_the_rest() {
         });
 
         // "Invalid principal" is not a propagation delay: reported at once, nothing retried.
-        let bad = Role::base(&unique_name("badprincipal"));
-        let wd2 = Workdir::new(engine, &config(&bed, &bad), &env());
+        let bad = Role::base(&acc.unique_name("badprincipal"));
+        let wd2 = Workdir::new(engine, &config(&acc, &bad), &acc.env());
         bed.clear_calls();
         inject(
-            &bed,
+            bed,
             "CreateRole",
             "MalformedPolicyDocument",
             400,
@@ -1097,16 +1145,16 @@ fn role_apply_absorbs_throttling_and_propagation_and_reports_the_rest() {
             "Invalid principal in policy",
             "audience and service_account_unique_ids",
         ]);
-        assert_eq!(count(&bed, "CreateRole"), (1, 1), "[{engine}] not retried");
-        assert_eq!(in_iam(&bed, &bad.name), None, "[{engine}] nothing created");
+        assert_eq!(count(bed, "CreateRole"), (1, 1), "[{engine}] not retried");
+        assert_eq!(in_iam(&acc, &bad.name), None, "[{engine}] nothing created");
 
         // A policy that does not exist: the role exists by then, so it stays in state (tainted)
         // rather than leaking; the error points at managed_policy_arns.
-        let mut partial = Role::base(&unique_name("partial"));
+        let mut partial = Role::base(&acc.unique_name("partial"));
         partial.managed = vec![format!(
             "arn:aws:iam::{ACCOUNT_ID}:policy/gcpfedacc-does-not-exist"
         )];
-        let wd3 = Workdir::new(engine, &config(&bed, &partial), &env());
+        let wd3 = Workdir::new(engine, &config(&acc, &partial), &acc.env());
         wd3.apply().fails().assert_contains(&[
             "Cannot attach managed policy",
             "gcpfedacc-does-not-exist",
@@ -1125,21 +1173,21 @@ fn role_apply_absorbs_throttling_and_propagation_and_reports_the_rest() {
             "[{engine}] and tainted: {state}"
         );
         assert!(
-            in_iam(&bed, &partial.name).is_some(),
+            in_iam(&acc, &partial.name).is_some(),
             "[{engine}] the role exists in IAM"
         );
         partial.managed = vec![S3RO.into()];
-        wd3.write(&config(&bed, &partial));
+        wd3.write(&config(&acc, &partial));
         assert_eq!(
             actions(&wd3),
             vec!["delete", "create"],
             "[{engine}] tainted role replaced"
         );
         wd3.apply().ok();
-        assert_iam_matches(&bed, &partial, engine);
+        assert_iam_matches(&acc, &partial, engine);
         wd3.destroy().ok();
         assert_eq!(
-            leftover_roles(&bed),
+            leftover_roles(&acc),
             Vec::<String>::new(),
             "[{engine}] roles left in IAM"
         );
@@ -1302,17 +1350,23 @@ fn invalid_cases() -> Vec<(&'static str, Edit, &'static str, Vec<&'static str>)>
 
 #[test]
 fn role_invalid_configurations_fail_at_plan_with_path_and_fix() {
-    let bed = TestBed::start();
+    let Some(acc) = Acc::local_only(
+        "role_invalid_configurations_fail_at_plan_with_path_and_fix",
+        "it asserts through the local bed's call recorder that no IAM write was attempted",
+    ) else {
+        return;
+    };
+    let bed = the_bed(&acc);
     let cases = invalid_cases();
     assert!(cases.len() >= 15);
     for_each_engine(|engine| {
         let started = Instant::now();
-        let wd = Workdir::new(engine, "", &env());
+        let wd = Workdir::new(engine, "", &acc.env());
         bed.clear_calls();
         for (what, edit, needle, phrases) in &cases {
-            let mut role = Role::base(&unique_name("bad"));
+            let mut role = Role::base(&acc.unique_name("bad"));
             edit(&mut role);
-            let main_tf = config(&bed, &role);
+            let main_tf = config(&acc, &role);
             wd.write(&main_tf);
             let line = main_tf
                 .lines()
@@ -1337,7 +1391,7 @@ fn role_invalid_configurations_fail_at_plan_with_path_and_fix() {
             }
         }
         assert_eq!(
-            leftover_roles(&bed),
+            leftover_roles(&acc),
             Vec::<String>::new(),
             "[{engine}] IAM holds nothing"
         );
@@ -1358,4 +1412,108 @@ fn role_invalid_configurations_fail_at_plan_with_path_and_fix() {
             started.elapsed()
         ));
     });
+}
+
+// ---------- how `Acc` would be built, as a pure function of the environment ----------
+
+#[test]
+fn sandbox_plan_follows_the_selection_and_carries_the_chain_to_terraform() {
+    use std::time::Duration;
+    use support::target::sandbox_plan;
+    let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // Not opted in: the bed, even with credentials in the environment.
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "example"),
+    ];
+    assert_eq!(sandbox_plan(&env(&keys)), Ok(None));
+
+    let mut opted = env(&keys);
+    opted.insert("GCPFED_ACC".into(), "aws".into());
+    opted.insert("AWS_REGION".into(), "eu-west-3".into());
+    opted.insert("HOME".into(), "/home/ci".into());
+    opted.insert("GCE_METADATA_HOST".into(), "169.254.169.254".into());
+    opted.insert("GCPFED_ACC_WEB_IDENTITY_TOKEN".into(), "x.y.z".into());
+    opted.insert("PATH".into(), "/usr/bin".into());
+    let plan = sandbox_plan(&opted)
+        .expect("a valid environment")
+        .expect("the sandbox");
+    assert_eq!(plan.region, "eu-west-3");
+    assert_eq!(plan.settle, Duration::from_secs(10));
+    let vars: BTreeMap<String, String> = plan.env.iter().cloned().collect();
+    for (key, value) in [
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "example"),
+        ("AWS_REGION", "eu-west-3"),
+        ("AWS_CONFIG_FILE", "/home/ci/.aws/config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/home/ci/.aws/credentials"),
+        ("GCE_METADATA_HOST", "169.254.169.254"),
+    ] {
+        assert_eq!(vars.get(key).map(String::as_str), Some(value), "{key}");
+    }
+    for key in [
+        "PATH",
+        "HOME",
+        "GCPFED_ACC",
+        "GCPFED_ACC_WEB_IDENTITY_TOKEN",
+    ] {
+        assert!(
+            !vars.contains_key(key),
+            "{key} must not be passed: {vars:?}"
+        );
+    }
+
+    opted.insert("GCPFED_ACC_SETTLE_SECS".into(), "0".into());
+    let plan = sandbox_plan(&opted).unwrap().unwrap();
+    assert_eq!(plan.settle, Duration::ZERO);
+    opted.insert("GCPFED_ACC_SETTLE_SECS".into(), "soon".into());
+    let err = sandbox_plan(&opted).expect_err("not a number");
+    assert!(err.contains("GCPFED_ACC_SETTLE_SECS"), "{err}");
+
+    // Opted in without credentials: the selection's error, not the bed.
+    let err = sandbox_plan(&env(&[("GCPFED_ACC", "aws")])).expect_err("no credentials");
+    assert!(err.contains("no AWS credentials"), "{err}");
+}
+
+#[test]
+fn a_local_acc_is_the_bed_and_owns_every_name_of_the_run() {
+    if support::target::selection().target != support::target::Target::LocalBed {
+        announce("SKIPPED a_local_acc_is_the_bed_and_owns_every_name_of_the_run: not on the local bed target");
+        return;
+    }
+    let acc = Acc::local_only("a_local_acc_is_the_bed", "unused").expect("the local bed");
+    let bed = the_bed(&acc);
+    assert!(!acc.is_sandbox());
+    assert_eq!(acc.account_id(), ACCOUNT_ID);
+    assert_eq!(acc.region(), support::bed::REGION);
+    assert_eq!(acc.provider_hcl(), bed.provider_hcl());
+    assert_eq!(
+        acc.env(),
+        vec![("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string())]
+    );
+    let mine = acc.unique_name("owned");
+    assert!(mine.starts_with(run_prefix()), "{mine}");
+    assert!(acc.owns(&mine));
+    assert!(
+        acc.owns(&format!("{}other", run_prefix())),
+        "the bed is this test's alone"
+    );
+    assert!(!acc.owns("someone-elses-role"));
+    assert_eq!(acc.federation("t", AUDIENCE).map(|f| f.audience), None);
+    // Its IAM is the bed's: a role made through it is seen by the helpers.
+    block_on(
+        acc.iam()
+            .create_role()
+            .role_name(&mine)
+            .assume_role_policy_document(expected_trust(AUDIENCE, &[RUNNER_ID]))
+            .send(),
+    )
+    .expect("CreateRole on the bed");
+    assert_eq!(leftover_roles(&acc), vec![mine.clone()]);
+    assert!(in_iam(&acc, &mine).is_some());
 }
