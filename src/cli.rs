@@ -18,7 +18,6 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cache::{self, Cache, CacheKey, CachedCredentials, Lookup};
 use crate::clients::metadata::{self, MetadataClient, MetadataError};
-use crate::data_sources::credentials::check_role_arn;
 use crate::exchange::{self, Backoff, ExchangeError, ExchangeRequest, Exchanger, TokenSource};
 use crate::provider::{self, Environment, ProcessEnvironment};
 use crate::secret::Secret;
@@ -373,8 +372,8 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 /// can be checked without I/O; each message names the flag and the fix.
 pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Resolved, CliError> {
     let invalid = |text: String| Err(CliError::Invalid(text));
-    if let Err(detail) = check_role_arn(&args.role_arn) {
-        return invalid(format!("--role-arn: {detail}"));
+    if let Err(e) = validate::role_arn(&args.role_arn) {
+        return invalid(format!("--role-arn: {}", e.detail));
     }
     if args.audience.trim().is_empty() {
         return invalid(

@@ -1,7 +1,8 @@
-//! Entry point: serve the plugin when Terraform or OpenTofu starts us, otherwise
-//! act as a command-line tool (so running the binary by hand never hangs).
+//! Entry point: serve the plugin when Terraform or OpenTofu starts us, otherwise act as a
+//! command-line tool (so running the binary by hand never hangs).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Terraform sets this variable (to a fixed value) for every plugin it starts.
 const PLUGIN_MAGIC_COOKIE: &str = "TF_PLUGIN_MAGIC_COOKIE";
@@ -15,18 +16,11 @@ fn main() -> ExitCode {
 }
 
 fn serve_plugin() -> ExitCode {
-    // tf-provider would set up TLS itself from this certificate, which fails (see
-    // plugin_tls); take it before any thread starts and terminate TLS ourselves.
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
-        .ok()
-        .filter(|pem| !pem.is_empty());
-    std::env::remove_var("PLUGIN_CLIENT_CERT");
-    // tf-provider appends a captured backtrace to every diagnostic when backtraces are
-    // enabled (RUST_BACKTRACE=1 is common on CI machines): hundreds of lines under each
-    // error message. RUST_LIB_BACKTRACE=0 turns off that capture and keeps panic backtraces.
+    // anyhow captures a backtrace for every error under RUST_BACKTRACE=1 (common on CI
+    // machines); a backtrace has no place in a Terraform diagnostic. Panics keep theirs.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    // Both rustls back ends (aws-lc via the AWS SDK, ring via reqwest) are linked in;
-    // without an explicit default, tonic's automatic mTLS with Terraform fails at start-up.
+    // Both rustls back ends (aws-lc via the AWS SDK, ring via reqwest) are linked in; rustls
+    // needs one chosen before any TLS configuration is built.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -35,18 +29,15 @@ fn serve_plugin() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(async {
-        match client_cert {
-            Some(pem) => {
-                gcpfed::plugin_tls::serve_behind_tls(&pem, gcpfed::provider::serve()).await
-            }
-            None => gcpfed::provider::serve().await,
-        }
-    });
+    let env = gcpfed::plugin::PluginEnvironment::from_process();
+    let served = runtime.block_on(gcpfed::plugin::serve(gcpfed::provider::registry(), env));
+    // Do not wait for stray blocking tasks: Terraform waits for this process to exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // stderr only: stdout belongs to the plugin handshake.
+            // stderr only: stdout belongs to the plugin handshake. Terraform shows stderr when
+            // a plugin fails to start.
             eprintln!("terraform-provider-gcpfed: {err:#}");
             ExitCode::FAILURE
         }

@@ -10,11 +10,14 @@ use tf_provider::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock, Schema,
 };
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+use tf_provider::{AttributePath, Diagnostics, Provider};
 
 use crate::clients::aws::{self, AwsSettings, GcpIdentitySettings, StaticCredentials};
-use crate::data_sources::credentials::{check_role_arn, CredentialsDataSource};
+use crate::data_sources::credentials::CredentialsDataSource;
 use crate::diag;
+use crate::ephemeral_resources::credentials::CredentialsEphemeral;
+use crate::functions::trust_policy::TrustPolicyFunction;
+use crate::plugin::Registry;
 use crate::resources::role::RoleResource;
 
 /// The provider's local name: resource types are `gcpfed_*`.
@@ -26,9 +29,25 @@ pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// Default retry budget for throttling and transient faults.
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
 
-/// Serves the provider over the plugin protocol until Terraform stops it.
-pub async fn serve() -> anyhow::Result<()> {
-    tf_provider::serve(PROVIDER_NAME, GcpfedProvider::default()).await
+/// Everything Terraform can use from this provider, as the plugin server serves it. The types
+/// share one clients cell, filled in when Terraform configures the provider.
+pub fn registry() -> Registry {
+    let provider = GcpfedProvider::default();
+    let shared = provider.shared();
+    Registry::new(provider)
+        .resource(
+            crate::resources::role::TYPE_NAME,
+            RoleResource::new(shared.clone()),
+        )
+        .data_source(
+            crate::data_sources::credentials::TYPE_NAME,
+            CredentialsDataSource::new(shared.clone()),
+        )
+        .ephemeral_resource(
+            crate::ephemeral_resources::credentials::TYPE_NAME,
+            CredentialsEphemeral::new(shared.clone()),
+        )
+        .function(crate::functions::trust_policy::NAME, TrustPolicyFunction)
 }
 
 /// Everything the resources and data sources need from the provider configuration.
@@ -249,12 +268,13 @@ pub fn check_config(config: &ProviderConfig) -> Vec<ConfigProblem> {
 fn check_gcp_identity(block: &GcpIdentityConfig) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     if let Value::Value(arn) = &block.role_arn {
-        if let Err(detail) = check_role_arn(arn) {
+        if let Err(e) = crate::validate::role_arn(arn) {
             problems.push(ConfigProblem {
                 path: assume_role_path("role_arn"),
-                summary: "Invalid role ARN".into(),
+                summary: e.summary.into(),
                 detail: format!(
-                    "{detail} The role's trust policy must name accounts.google.com (gcpfed_role)."
+                    "{} The role's trust policy must name accounts.google.com (gcpfed_role).",
+                    e.detail
                 ),
             });
         }
@@ -638,45 +658,6 @@ impl Provider for GcpfedProvider {
             }
         }
     }
-
-    fn get_resources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        let role: Box<dyn DynamicResource> = Box::new(RoleResource::new(self.shared()));
-        Some(
-            [(registered_name(crate::resources::role::TYPE_NAME), role)]
-                .into_iter()
-                .collect(),
-        )
-    }
-
-    fn get_data_sources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
-        let credentials: Box<dyn DynamicDataSource> =
-            Box::new(CredentialsDataSource::new(self.shared()));
-        Some(
-            [(
-                registered_name(crate::data_sources::credentials::TYPE_NAME),
-                credentials,
-            )]
-            .into_iter()
-            .collect(),
-        )
-    }
-}
-
-/// The name to register a type under: tf-provider's server prepends `<provider name>_` itself,
-/// so `gcpfed_role` is registered as `role` (registering the full name gave Terraform
-/// `gcpfed_gcpfed_role`).
-pub fn registered_name(type_name: &str) -> String {
-    type_name
-        .strip_prefix(PROVIDER_NAME)
-        .and_then(|rest| rest.strip_prefix('_'))
-        .unwrap_or(type_name)
-        .to_string()
 }
 
 /// A failed exchange of `assume_role_with_gcp_identity`, on the argument at fault when one is.
@@ -946,21 +927,10 @@ mod tests {
     }
 
     #[test]
-    fn types_are_registered_without_the_prefix_that_tf_provider_adds() {
-        assert_eq!(registered_name("gcpfed_role"), "role");
-        assert_eq!(registered_name("gcpfed_credentials"), "credentials");
-        let provider = GcpfedProvider::default();
-        let mut diags = Diagnostics::default();
-        let resources = provider.get_resources(&mut diags).unwrap();
-        let data_sources = provider.get_data_sources(&mut diags).unwrap();
-        let served = |name: &String| format!("{PROVIDER_NAME}_{name}");
-        assert_eq!(
-            resources.keys().map(served).collect::<Vec<_>>(),
-            vec!["gcpfed_role".to_string()]
-        );
-        assert_eq!(
-            data_sources.keys().map(served).collect::<Vec<_>>(),
-            vec!["gcpfed_credentials".to_string()]
-        );
+    fn every_type_is_served_under_the_name_users_write() {
+        let registry = registry();
+        let [resources, data_sources, _, _] = registry.names();
+        assert_eq!(resources, vec!["gcpfed_role"]);
+        assert_eq!(data_sources, vec!["gcpfed_credentials"]);
     }
 }

@@ -168,6 +168,88 @@ pub fn unique_id(id: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A null element of a collection (Terraform lets `[null]` through the type system).
+pub fn null_element(attribute: &str) -> Invalid {
+    Invalid {
+        summary: "Null element",
+        detail: format!(
+            "{attribute} contains a null value. Remove the element or give it a value."
+        ),
+    }
+}
+
+/// The number of service account unique IDs a trust policy names: none would leave a trust policy
+/// that no Google identity matches (and [`crate::trust_policy::TrustInputs`] refuses to render).
+pub fn unique_id_count(n: usize) -> Result<(), Invalid> {
+    if n == 0 {
+        return invalid(
+            "No service account unique ID",
+            "No service account unique ID is given, so no Google identity could assume the role. List at least one service account's numeric unique ID (google_service_account.x.unique_id).",
+        );
+    }
+    Ok(())
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/><name>` (an assumed-role ARN
+/// from STS is not one).
+pub fn role_arn(arn: &str) -> Result<(), Invalid> {
+    const S: &str = "Invalid role ARN";
+    let fix = "Use the role's ARN, such as \"arn:aws:iam::123456789012:role/ci-deployer\" (gcpfed_role.x.arn).";
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" {
+        return invalid(S, format!("{arn:?} is not an ARN. {fix}"));
+    }
+    if !parts[1].starts_with("aws") {
+        return invalid(
+            S,
+            format!(
+                "{arn:?} has partition {:?} (expected aws, aws-cn, aws-us-gov, …). {fix}",
+                parts[1]
+            ),
+        );
+    }
+    if parts[2] != "iam" {
+        return invalid(S, format!(
+            "{arn:?} names service {:?}; a role ARN names iam (an assumed-role ARN from sts is not a role ARN). {fix}",
+            parts[2]
+        ));
+    }
+    if !parts[3].is_empty() {
+        return invalid(
+            S,
+            format!("{arn:?} has a region; IAM ARNs have none. {fix}"),
+        );
+    }
+    if parts[4].len() != 12 || !parts[4].bytes().all(|b| b.is_ascii_digit()) {
+        return invalid(
+            S,
+            format!(
+                "{arn:?} has account {:?} (expected a 12-digit account ID). {fix}",
+                parts[4]
+            ),
+        );
+    }
+    let Some(resource) = parts[5].strip_prefix("role/") else {
+        return invalid(
+            S,
+            format!("{arn:?} is not a role ARN (the resource must start with \"role/\"). {fix}"),
+        );
+    };
+    let name = resource.rsplit('/').next().unwrap_or_default();
+    let name_ok = !name.is_empty()
+        && name.chars().count() <= ROLE_NAME_MAX
+        && name.chars().all(is_iam_name_char);
+    if !name_ok {
+        return invalid(
+            S,
+            format!(
+            "{arn:?} has role name {name:?} (1–64 characters of letters, digits and _+=,.@-). {fix}"
+        ),
+        );
+    }
+    Ok(())
+}
+
 /// An IAM managed policy ARN: `arn:<partition>:iam::<aws|account>:policy/<path/><name>`.
 pub fn policy_arn(arn: &str) -> Result<(), Invalid> {
     const S: &str = "Invalid policy ARN";
@@ -324,6 +406,35 @@ pub fn inline_policies_total<'a>(docs: impl IntoIterator<Item = &'a str>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_arns_are_checked() {
+        for ok in [
+            "arn:aws:iam::123456789012:role/r",
+            "arn:aws-cn:iam::123456789012:role/a/b/r+=,.@-_",
+        ] {
+            assert_eq!(role_arn(ok), Ok(()), "{ok}");
+        }
+        for (bad, needle) in [
+            ("gcpfed-ci", "is not an ARN"),
+            (
+                "arn:aws:sts::123456789012:assumed-role/r/s",
+                "names service \"sts\"",
+            ),
+            ("arn:aws:iam::123:role/r", "12-digit"),
+            ("arn:aws:iam:us-east-1:123456789012:role/r", "has a region"),
+            ("arn:aws:iam::123456789012:user/u", "not a role ARN"),
+            ("arn:aws:iam::123456789012:role/", "role name \"\""),
+            ("arn:aws:iam::123456789012:role/with space", "role name"),
+            ("arn:gcp:iam::123456789012:role/r", "partition"),
+        ] {
+            let e = role_arn(bad).unwrap_err();
+            assert_eq!(e.summary, "Invalid role ARN");
+            let e = e.detail;
+            assert!(e.contains(needle), "{bad}: {e}");
+            assert!(e.contains("gcpfed_role.x.arn"), "{e}");
+        }
+    }
 
     fn detail(r: Result<(), Invalid>) -> String {
         r.expect_err("should be invalid").detail

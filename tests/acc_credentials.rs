@@ -28,54 +28,13 @@ use support::bed::{
     OUTSIDER_EMAIL, OUTSIDER_ID, REGION, RUNNER_EMAIL, RUNNER_ID,
 };
 use support::target::{federation_plan, Acc, TokenSource};
-use support::tf::{for_each_engine, resource_values_in, Engine, Run, Workdir, REQUIRED_PROVIDERS};
+use support::tf::{for_each_engine, resource_values_in, Workdir, REQUIRED_PROVIDERS};
 
 const DS: &str = "data.gcpfed_credentials.c";
 const AUDIENCE: &str = "sts.amazonaws.com/gcpfedacc-credentials";
 
 fn q(s: &str) -> String {
     serde_json::to_string(s).expect("string as JSON")
-}
-
-/// The gcpfed trust policy, written out here rather than computed by the provider's code.
-fn trust_policy(audience: &str, ids: &[&str]) -> String {
-    let ids = if ids.len() == 1 {
-        q(ids[0])
-    } else {
-        let mut sorted = ids.to_vec();
-        sorted.sort();
-        format!(
-            "[{}]",
-            sorted.iter().map(|i| q(i)).collect::<Vec<_>>().join(",")
-        )
-    };
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"accounts.google.com"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"accounts.google.com:aud":{ids},"accounts.google.com:oaud":{aud},"accounts.google.com:sub":{ids}}}}}}}]}}"#,
-        aud = q(audience)
-    )
-}
-
-/// Creates a role through the target's IAM, named by (and so cleaned up with) `acc`;
-/// returns (name, arn).
-fn create_role(acc: &Acc, label: &str, audience: &str, ids: &[&str]) -> (String, String) {
-    let name = acc.unique_name(label);
-    let out = block_on(
-        acc.iam()
-            .create_role()
-            .role_name(&name)
-            .assume_role_policy_document(trust_policy(audience, ids))
-            .max_session_duration(3600)
-            .send(),
-    )
-    .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
-    let arn = out.role().expect("role").arn().to_owned();
-    assert_eq!(
-        arn,
-        format!("arn:aws:iam::{}:role/{name}", acc.account_id())
-    );
-    // IAM is eventually consistent: STS may not know a brand-new role yet (sandbox only).
-    acc.settle();
-    (name, arn)
 }
 
 /// The provider block for the bed; `metadata_host` None leaves the argument out; `extra` lines
@@ -208,30 +167,6 @@ impl Identity {
     }
 }
 
-/// Asserts that no text holds any of the secrets, nor anything shaped like a JWT.
-#[track_caller]
-fn assert_no_leak(engine: Engine, texts: &[(String, String)], secrets: &[(&str, &str)]) {
-    for (name, text) in texts {
-        for (what, secret) in secrets {
-            assert!(!secret.is_empty(), "[{engine}] empty {what} to look for");
-            assert!(
-                !text.contains(secret),
-                "[{engine}] the {what} appears in {name}"
-            );
-        }
-        if let Some(prefix) = support::find_jwt(text) {
-            panic!("[{engine}] a JWT ({prefix}…) appears in {name}");
-        }
-    }
-}
-
-fn run_texts(label: &str, run: &Run) -> Vec<(String, String)> {
-    vec![
-        (format!("{label} stdout"), run.stdout.clone()),
-        (format!("{label} stderr"), run.stderr.clone()),
-    ]
-}
-
 fn file_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -286,7 +221,7 @@ fn credentials_work_and_no_secret_or_token_leaks() {
     let subject = who.subject.as_str();
     for_each_engine(|engine| {
         let trusted: Vec<&str> = who.trusted.iter().map(String::as_str).collect();
-        let (role, arn) = create_role(&acc, "creds", &who.audience, &trusted);
+        let (role, arn) = acc.create_trusted_role("creds", &who.audience, &trusted);
         let engine_env = [acc.env(), who.env.clone()].concat();
         let mut wd = Workdir::new(engine, &who.config(&acc, &arn, ""), &engine_env);
         let tf_log = wd.path().join("tf-trace.log");
@@ -410,8 +345,8 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         }
 
         // Nothing secret in the command output nor in the TRACE logs.
-        let mut texts = run_texts("plan", &plan);
-        texts.extend(run_texts("apply", &apply));
+        let mut texts = support::run_texts("plan", &plan);
+        texts.extend(support::run_texts("apply", &apply));
         texts.push(("TF_LOG of plan".into(), plan_log));
         texts.push(("TF_LOG of apply".into(), apply_log));
         let mut secrets = vec![
@@ -424,7 +359,7 @@ fn credentials_work_and_no_secret_or_token_leaks() {
                 .iter()
                 .map(|(_, given)| ("given web identity token", given.as_str())),
         );
-        assert_no_leak(engine, &texts, &secrets);
+        support::assert_no_leak(engine, &texts, &secrets);
         assert!(
             apply.stdout.contains("Apply complete"),
             "[{engine}] {}",
@@ -478,7 +413,7 @@ fn web_identity_token_replaces_the_metadata_server() {
     };
     let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (role, arn) = create_role(&acc, "given", AUDIENCE, &[RUNNER_ID]);
+        let (role, arn) = acc.create_trusted_role("given", AUDIENCE, &[RUNNER_ID]);
         let token = bed.mint_token(&TokenSpec::new(RUNNER_EMAIL, AUDIENCE));
         // The metadata server is unreachable: only the given token can make this work.
         let provider_block = provider(bed, Some(&closed_port_host()), "");
@@ -506,9 +441,9 @@ fn web_identity_token_replaces_the_metadata_server() {
             sensitive.get("web_identity_token"),
             Some(&Value::Bool(true))
         );
-        let mut texts = run_texts("apply", &apply);
+        let mut texts = support::run_texts("apply", &apply);
         texts.push(("TF_LOG of apply".into(), file_text(&tf_log)));
-        assert_no_leak(
+        support::assert_no_leak(
             engine,
             &texts,
             &[
@@ -527,9 +462,9 @@ fn web_identity_token_replaces_the_metadata_server() {
         let plan = wd.plan();
         plan.fails()
             .assert_contains(&["Expired ID token", "fetch a fresh one"]);
-        assert_no_leak(
+        support::assert_no_leak(
             engine,
-            &run_texts("plan", &plan),
+            &support::run_texts("plan", &plan),
             &[("expired token", &expired)],
         );
     });
@@ -545,7 +480,7 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
     };
     let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&acc, "deny", AUDIENCE, &[RUNNER_ID]);
+        let (_, arn) = acc.create_trusted_role("deny", AUDIENCE, &[RUNNER_ID]);
 
         // Wrong audience: the token's aud is compared with accounts.google.com:oaud.
         let wd = Workdir::new(
@@ -570,7 +505,7 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
             "{}",
             run.describe("only oaud differs")
         );
-        assert_no_leak(engine, &run_texts("plan", &run), &[]);
+        support::assert_no_leak(engine, &support::run_texts("plan", &run), &[]);
 
         // A service account of another project: azp and sub differ.
         let wd = Workdir::new(
@@ -646,7 +581,7 @@ fn transient_faults_are_retried_until_success() {
     };
     let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&acc, "faults", AUDIENCE, &[RUNNER_ID]);
+        let (_, arn) = acc.create_trusted_role("faults", AUDIENCE, &[RUNNER_ID]);
         let wd = Workdir::new(engine, &config(bed, &args(&arn, AUDIENCE, "")), &env());
 
         // Metadata server: HTTP 500 twice, then the token.
@@ -718,7 +653,7 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
     };
     let bed = acc.bed().expect("Acc::local_only gives the local bed");
     for_each_engine(|engine| {
-        let (_, arn) = create_role(&acc, "offgcp", AUDIENCE, &[RUNNER_ID]);
+        let (_, arn) = acc.create_trusted_role("offgcp", AUDIENCE, &[RUNNER_ID]);
 
         // Nothing listens on the metadata port: off Google Cloud.
         let closed = closed_port_host();
@@ -831,21 +766,15 @@ fn invalid_arguments_fail_at_plan_with_their_path() {
         bed.clear_calls();
         for (attr, body, phrases) in &cases {
             let main_tf = config(bed, body);
-            let line = main_tf
-                .lines()
-                .position(|l| l.trim_start().starts_with(attr))
-                .map(|i| i + 1)
-                .unwrap_or_else(|| panic!("{attr} not in {main_tf}"));
-            let wd = Workdir::new(engine, &main_tf, &env());
-            let run = wd.plan();
-            let mut expected = vec![
-                "Error:".to_string(),
-                format!("with {DS},"),
-                format!("on main.tf line {line}, in data \"gcpfed_credentials\" \"c\":"),
-            ];
-            expected.extend(phrases.iter().map(|p| p.to_string()));
-            run.fails()
-                .assert_contains(&expected.iter().map(String::as_str).collect::<Vec<_>>());
+            let run = Workdir::new(engine, &main_tf, &env()).plan();
+            support::assert_attribute_error(
+                &run,
+                &main_tf,
+                DS,
+                "data \"gcpfed_credentials\" \"c\"",
+                attr,
+                phrases,
+            );
         }
         assert!(
             exchange_calls(bed).is_empty(),
@@ -960,11 +889,11 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
             !session_reads.is_empty(),
             "[{engine}] no GetRole signed with session credentials: {calls:?}"
         );
-        assert_no_leak(
+        support::assert_no_leak(
             engine,
             &[
-                run_texts("apply", &apply),
-                run_texts("second plan", &second),
+                support::run_texts("apply", &apply),
+                support::run_texts("second plan", &second),
             ]
             .concat(),
             &[

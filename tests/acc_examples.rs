@@ -5,7 +5,12 @@
 //!   module gets `get`, which installs local modules offline);
 //! * the quickstart (what `make demo` applies) and the multi-account scenario apply and destroy
 //!   cleanly on the local test bed, and the blog post's TeamA-S3ReadOnlyAccess scenario applies
-//!   and its AWS config profile works with the AWS CLI.
+//!   and its AWS config profile works with the AWS CLI;
+//! * examples that use ephemeral resources (the quickstart, the keyless runner, the ephemeral
+//!   resource's snippet) or provider functions (the function's snippet) run only under the
+//!   engines that have them (Terraform 1.10.5 and 1.15.5 here), and say so for the others; the
+//!   data-source-legacy scenario applies under every engine of the matrix, OpenTofu 1.6.2 and
+//!   Terraform 1.6.6 included.
 //!
 //! Each test works on a copy of the whole examples/ tree, so relative module sources resolve and
 //! nothing (state, `.terraform/`) is written into the repository.
@@ -20,9 +25,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
 use serde_json::Value;
 use support::bed::{block_on, TestBed, ACCOUNT_ID, DEPLOYER_ID, REGION, RUNNER_ID};
+use support::target::announce;
 use support::tf::{
-    for_each_engine, planned_actions, provider_binary, resource_values_in, Engine, Run, Workdir,
-    REQUIRED_PROVIDERS,
+    for_each_engine, for_engines, planned_actions, provider_binary, resource_values_in, Engine,
+    Run, Workdir, ALL_ENGINES, REQUIRED_PROVIDERS,
 };
 
 /// Providers an example may use and still be validated offline: ours, and Terraform's built-in.
@@ -117,6 +123,39 @@ fn folder_hcl(dir: &Path) -> String {
         text.push('\n');
     }
     text
+}
+
+/// The engine feature that `hcl` uses and `engine` lacks, if any: `ephemeral` blocks
+/// (Terraform >= 1.10, OpenTofu >= 1.11) or provider-defined functions (Terraform >= 1.8,
+/// OpenTofu >= 1.7, whose `provider::` syntax older engines cannot even parse). Comments are
+/// not code.
+fn lacking_feature(engine: Engine, hcl: &str) -> Option<&'static str> {
+    let code: Vec<&str> = hcl
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('#') && !l.starts_with("//"))
+        .collect();
+    if code.iter().any(|l| l.starts_with("ephemeral \"")) && !engine.has_ephemeral_resources() {
+        return Some(support::EPHEMERAL_RESOURCES);
+    }
+    if code.iter().any(|l| l.contains("provider::")) && !engine.has_functions() {
+        return Some(support::PROVIDER_FUNCTIONS);
+    }
+    None
+}
+
+/// Whether `engine` can run the example folder `rel` of the working directory; prints why not.
+fn engine_can_run(wd: &Workdir, rel: &str, what: &str) -> bool {
+    let engine = wd.engine();
+    match lacking_feature(engine, &folder_hcl(&wd.path().join(rel))) {
+        None => true,
+        Some(feature) => {
+            announce(&format!(
+                "[{engine}] SKIPPED {what} of {rel}: it uses {feature}, which {engine} lacks"
+            ));
+            false
+        }
+    }
 }
 
 /// The `source = "..."` values inside `required_providers` blocks (a line-based reading that is
@@ -291,6 +330,25 @@ fn assert_no_resource_changes(engine: Engine, plan: &Value) {
     );
 }
 
+/// Destroys an example folder and asserts that no role whose name starts with `prefix` is left.
+#[track_caller]
+fn destroy_leaving_no_role(wd: &Workdir, rel: &str, bed: &TestBed, prefix: &str) {
+    run_ok_in(
+        wd,
+        rel,
+        &["destroy", "-auto-approve", "-input=false", "-no-color"],
+    );
+    let left: Vec<String> = role_names(bed)
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "[{}] roles left after destroy: {left:?}",
+        wd.engine()
+    );
+}
+
 /// Names of the roles in the emulated IAM.
 fn role_names(bed: &TestBed) -> Vec<String> {
     let out = block_on(bed.iam().list_roles().send())
@@ -357,10 +415,14 @@ fn examples_are_found() {
         "examples/provider",
         "examples/resources/gcpfed_role",
         "examples/data-sources/gcpfed_credentials",
+        "examples/ephemeral-resources/gcpfed_credentials",
+        "examples/functions/trust_policy",
         "examples/quickstart",
         "examples/modules/gcp-runner-access",
         "examples/scenarios/multi-account",
         "examples/scenarios/team-a-s3-readonly",
+        "examples/scenarios/data-source-legacy",
+        "examples/scenarios/keyless-runner",
     ] {
         assert!(
             dirs.iter().any(|d| d == expected),
@@ -376,6 +438,9 @@ fn every_example_is_formatted() {
         let wd = workdir_with_examples(engine, &[]);
         let mut failures = Vec::new();
         for rel in &dirs {
+            if !engine_can_run(&wd, rel, "fmt") {
+                continue;
+            }
             let run = fmt_check(&wd, rel);
             if !run.success() {
                 failures.push(run.describe(&format!(
@@ -398,6 +463,9 @@ fn every_example_validates() {
         let mut failures = Vec::new();
         let mut validated = 0;
         for rel in &dirs {
+            if !engine_can_run(&wd, rel, "validate") {
+                continue;
+            }
             let Some(run) = validate_example(&wd, rel) else {
                 continue;
             };
@@ -420,16 +488,17 @@ fn every_example_validates() {
 fn fmt_and_validate_catch_broken_examples() {
     for_each_engine(|engine| {
         let wd = workdir_with_examples(engine, &[]);
-        let quickstart = "examples/quickstart";
-        let main_tf = wd.path().join(quickstart).join("main.tf");
-        let original = std::fs::read_to_string(&main_tf).expect("read the quickstart");
+        // The data-source scenario: every engine can validate it.
+        let legacy = "examples/scenarios/data-source-legacy";
+        let main_tf = wd.path().join(legacy).join("main.tf");
+        let original = std::fs::read_to_string(&main_tf).expect("read the scenario");
 
         std::fs::write(
             &main_tf,
             format!("{original}\noutput  \"x\" {{\nvalue = 1\n}}\n"),
         )
         .expect("write");
-        let run = fmt_check(&wd, quickstart);
+        let run = fmt_check(&wd, legacy);
         assert!(
             !run.success(),
             "{}",
@@ -444,7 +513,7 @@ fn fmt_and_validate_catch_broken_examples() {
             ),
         )
         .expect("write");
-        let run = validate_example(&wd, quickstart).expect("the quickstart is local");
+        let run = validate_example(&wd, legacy).expect("the scenario is local");
         run.fails().assert_contains(&["no_such_argument"]);
 
         let scenario = "examples/scenarios/team-a-s3-readonly";
@@ -463,11 +532,20 @@ fn fmt_and_validate_catch_broken_examples() {
     });
 }
 
+/// The quickstart, under the engines with ephemeral resources: the aliased provider really
+/// worked with the exchanged credentials (IAM saw the app role's CreateRole signed with the key
+/// an exchange issued), and neither the state nor the outputs hold anything of the exchange.
 #[test]
-fn quickstart_applies_on_the_bed_and_shows_the_assumed_role() {
+fn quickstart_applies_on_the_bed_with_ephemeral_credentials() {
+    // Engines without ephemeral resources run examples/scenarios/data-source-legacy instead.
+    let engines = support::engines_having(
+        "quickstart_applies_on_the_bed_with_ephemeral_credentials",
+        Engine::has_ephemeral_resources,
+        support::EPHEMERAL_RESOURCES,
+    );
     let bed = TestBed::start();
     let rel = "examples/quickstart";
-    for_each_engine(|engine| {
+    for_engines(&engines, |engine| {
         bed.reset();
         let wd = workdir_with_examples(engine, &bed_env(&bed));
         let apply = run_in(
@@ -478,38 +556,99 @@ fn quickstart_applies_on_the_bed_and_shows_the_assumed_role() {
         apply.ok();
 
         let out = outputs(&wd, rel);
-        let role = "gcpfed-quickstart-runner";
         assert_eq!(
             output_str(&out, engine, "role_arn"),
-            format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}")
-        );
-        assert_eq!(
-            output_str(&out, engine, "assumed_role_arn"),
-            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{RUNNER_ID}")
-        );
-        assert_eq!(output_str(&out, engine, "subject"), RUNNER_ID);
-        let expiration = output_str(&out, engine, "expiration");
-        let expires = DateTime::from_str(expiration, DateTimeFormat::DateTime)
-            .unwrap_or_else(|e| panic!("[{engine}] expiration {expiration:?} is not RFC 3339: {e}"))
-            .secs();
-        let left = expires - now_secs();
-        assert!(
-            (600..=960).contains(&left),
-            "[{engine}] the credentials (duration_seconds = 900) expire in {left} s ({expiration})"
-        );
-        assert!(
-            expiration.ends_with('Z'),
-            "[{engine}] {expiration} is not UTC"
+            format!("arn:aws:iam::{ACCOUNT_ID}:role/gcpfed-quickstart-runner")
         );
         assert_eq!(
             output_str(&out, engine, "app_role_arn"),
             format!("arn:aws:iam::{ACCOUNT_ID}:role/gcpfed-quickstart/gcpfed-quickstart-app")
         );
 
+        // The exchange ran unsigned for the runner's role, with the example's 900 s session,
+        // and the second provider created the app role with a key that it issued.
+        let exchanges: Vec<_> = bed
+            .calls()
+            .into_iter()
+            .filter(|c| c.action == "AssumeRoleWithWebIdentity" && c.status == 200)
+            .collect();
+        assert!(
+            !exchanges.is_empty()
+                && exchanges.iter().all(|c| c.access_key_id.is_none()
+                    && c.duration_seconds.as_deref() == Some("900")
+                    && c.session_name.as_deref() == Some(RUNNER_ID)),
+            "[{engine}] {exchanges:?}"
+        );
+        let secrets = bed.exchange_secrets();
+        let created_by: Vec<Option<String>> = bed
+            .calls()
+            .iter()
+            .filter(|c| c.action == "CreateRole")
+            .map(|c| c.access_key_id.clone())
+            .collect();
+        assert_eq!(created_by.len(), 2, "[{engine}] {created_by:?}");
+        assert_eq!(created_by[0].as_deref(), Some("testing"), "[{engine}]");
+        assert!(
+            secrets
+                .iter()
+                .any(|s| created_by[1].as_deref() == Some(s.access_key_id.as_str())),
+            "[{engine}] the app role was not created with an exchanged key: {created_by:?}"
+        );
+
+        // Nothing of the exchange is in the state or the outputs.
+        let state = std::fs::read_to_string(wd.path().join(rel).join("terraform.tfstate"))
+            .unwrap_or_else(|e| panic!("[{engine}] read the quickstart's state: {e}"));
+        let named: Vec<_> = secrets.iter().flat_map(|s| s.named()).collect();
+        let mut texts = vec![("the state file".to_string(), state)];
+        texts.extend(support::run_texts("apply", &apply));
+        support::assert_no_leak(engine, &texts, &named);
+
+        // A second plan exchanges again and changes no resource.
+        assert_no_resource_changes(engine, &plan_json(&wd, rel));
+
+        destroy_leaving_no_role(&wd, rel, &bed, "gcpfed-quickstart");
+    });
+}
+
+/// The data-source path, under every engine of the matrix (OpenTofu 1.6.2 and Terraform 1.6.6
+/// included): the exchange's results are outputs, and the second provider used them.
+#[test]
+fn data_source_legacy_scenario_applies_under_every_engine() {
+    let bed = TestBed::start();
+    let rel = "examples/scenarios/data-source-legacy";
+    for_engines(&ALL_ENGINES, |engine| {
+        bed.reset();
+        let wd = workdir_with_examples(engine, &bed_env(&bed));
+        run_ok_in(
+            &wd,
+            rel,
+            &["apply", "-auto-approve", "-input=false", "-no-color"],
+        );
+
+        let out = outputs(&wd, rel);
+        let role = "gcpfed-legacy-runner";
+        assert_eq!(
+            output_str(&out, engine, "assumed_role_arn"),
+            format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role}/{RUNNER_ID}")
+        );
+        let expiration = output_str(&out, engine, "expiration");
+        let expires = DateTime::from_str(expiration, DateTimeFormat::DateTime)
+            .unwrap_or_else(|e| panic!("[{engine}] expiration {expiration:?} is not RFC 3339: {e}"))
+            .secs();
+        let left = expires - now_secs();
+        assert!(
+            (600..=960).contains(&left) && expiration.ends_with('Z'),
+            "[{engine}] the credentials (duration_seconds = 900) expire in {left} s ({expiration})"
+        );
+        assert_eq!(
+            output_str(&out, engine, "app_role_arn"),
+            format!("arn:aws:iam::{ACCOUNT_ID}:role/gcpfed-legacy/gcpfed-legacy-app")
+        );
+
         // The second provider really used the exchanged credentials: IAM saw CreateRole for
         // the app role signed with the access key that the exchange returned.
         let state = state_json(&wd, rel);
-        let creds = resource_values_in(&state, "data.gcpfed_credentials.runner")
+        let creds = resource_values_in(&state, "data.gcpfed_credentials.ci")
             .unwrap_or_else(|| panic!("[{engine}] the credentials are not in the state"));
         let key = creds["access_key_id"]
             .as_str()
@@ -525,12 +664,8 @@ fn quickstart_applies_on_the_bed_and_shows_the_assumed_role() {
             .filter(|c| c.action == "AssumeRoleWithWebIdentity" && c.status == 200)
             .collect();
         assert!(
-            exchanged.iter().all(|c| c.access_key_id.is_none()),
-            "[{engine}] the exchange was signed: {exchanged:?}"
-        );
-        assert!(
-            !exchanged.is_empty(),
-            "[{engine}] no exchange reached STS: {calls:?}"
+            !exchanged.is_empty() && exchanged.iter().all(|c| c.access_key_id.is_none()),
+            "[{engine}] no unsigned exchange reached STS: {calls:?}"
         );
         let created_by: Vec<Option<&str>> = calls
             .iter()
@@ -546,19 +681,7 @@ fn quickstart_applies_on_the_bed_and_shows_the_assumed_role() {
         // A second plan exchanges again and changes no resource.
         assert_no_resource_changes(engine, &plan_json(&wd, rel));
 
-        run_ok_in(
-            &wd,
-            rel,
-            &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        );
-        let left: Vec<String> = role_names(&bed)
-            .into_iter()
-            .filter(|n| n.starts_with("gcpfed-quickstart"))
-            .collect();
-        assert!(
-            left.is_empty(),
-            "[{engine}] roles left after destroy: {left:?}"
-        );
+        destroy_leaving_no_role(&wd, rel, &bed, "gcpfed-legacy");
     });
 }
 
@@ -661,19 +784,7 @@ fn multi_account_scenario_applies_and_destroys_on_the_bed() {
         assert_eq!(sts.duration_seconds.as_deref(), Some("900"));
 
         assert_no_resource_changes(engine, &plan_json(&wd, rel));
-        run_ok_in(
-            &wd,
-            rel,
-            &["destroy", "-auto-approve", "-input=false", "-no-color"],
-        );
-        let left: Vec<String> = role_names(&bed)
-            .into_iter()
-            .filter(|n| n.starts_with("gcp-team-"))
-            .collect();
-        assert!(
-            left.is_empty(),
-            "[{engine}] roles left after destroy: {left:?}"
-        );
+        destroy_leaving_no_role(&wd, rel, &bed, "gcp-team-");
     });
 }
 
@@ -807,7 +918,16 @@ fn readme_usage_example_validates() {
         hcl.lines().count() <= 25,
         "the README's usage example should stay short:\n{hcl}"
     );
-    for_each_engine(|engine| {
+    assert!(
+        hcl.contains("ephemeral \"gcpfed_credentials\""),
+        "the README's usage example shows the ephemeral credentials:\n{hcl}"
+    );
+    let engines = support::engines_having(
+        "readme_usage_example_validates",
+        Engine::has_ephemeral_resources,
+        support::EPHEMERAL_RESOURCES,
+    );
+    for_engines(&engines, |engine| {
         let wd = Workdir::new(engine, &format!("{hcl}\n"), &[]);
         wd.run(&["fmt", "-check", "-diff", "-no-color"]).ok();
         wd.validate()

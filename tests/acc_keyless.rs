@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use support::bed::{block_on, TestBed, ACCOUNT_ID, DEPLOYER_ID, NOT_AUTHORIZED, REGION, RUNNER_ID};
 use support::target::{process_env, unique_name};
-use support::tf::{for_each_engine, resource_values_in, Engine, Workdir, REQUIRED_PROVIDERS};
+use support::tf::{
+    for_each_engine, for_engines, resource_values_in, Engine, Workdir, REQUIRED_PROVIDERS,
+};
 
 const BOOTSTRAP_AUDIENCE: &str = "sts.amazonaws.com/gcpfedacc-bootstrap";
 const APP_AUDIENCE: &str = "sts.amazonaws.com/gcpfedacc-app";
@@ -360,11 +362,16 @@ fn example(rel: &str) -> String {
 /// examples/scenarios/keyless-runner as written, on the bed (only the environment points it
 /// there: AWS_ENDPOINT_URL and GCE_METADATA_HOST are fallbacks of the provider and the helper):
 /// the bootstrap applies with a workstation's keys; then, with no key, the runner's
-/// configuration applies through assume_role_with_gcp_identity and the AWS CLI works through
-/// the example's aws-config profile.
+/// configuration applies through its ephemeral credentials (so only under the engines with
+/// ephemeral resources) and the AWS CLI works through the example's aws-config profile.
 #[test]
 fn the_keyless_runner_scenario_works_as_written() {
-    for_each_engine(|engine| {
+    let engines = support::engines_having(
+        "the_keyless_runner_scenario_works_as_written",
+        Engine::has_ephemeral_resources,
+        support::EPHEMERAL_RESOURCES,
+    );
+    for_engines(&engines, |engine| {
         let bed = TestBed::start();
         // 1. Bootstrap, from a "workstation" with keys.
         let mut env = bed.aws_env();

@@ -234,3 +234,53 @@ fn a_type_without_its_page_fails_the_check() {
         describe(&output)
     );
 }
+
+/// The pages of the ephemeral resource and of the function are generated and checked like the
+/// others: a changed description of either fails the check on its page, and so does a missing
+/// page.
+#[test]
+fn ephemeral_resource_and_function_pages_are_checked_too() {
+    let mut doc = schema_document();
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let file = scratch.path().join("schema.json");
+    let schema = gcpfed_schema(&mut doc);
+    let role_arn = &mut schema["ephemeral_resource_schemas"]["gcpfed_credentials"]["block"]
+        ["attributes"]["role_arn"]["description"];
+    *role_arn = Value::from(format!(
+        "{} Changed ephemeral description.",
+        role_arn.as_str().expect("a description of role_arn")
+    ));
+    let audience = &mut schema["functions"]["trust_policy"]["parameters"][0]["description"];
+    *audience = Value::from(format!(
+        "{} Changed argument description.",
+        audience
+            .as_str()
+            .expect("a description of the audience argument")
+    ));
+    std::fs::write(&file, doc.to_string()).expect("write schema.json");
+    let output = gen_docs(&["--schema-json", file.to_str().expect("UTF-8 path")]);
+    assert_out_of_date(
+        &output,
+        &[
+            "docs/ephemeral-resources/credentials.md",
+            "+- `role_arn` (String)",
+            "Changed ephemeral description.",
+            "docs/functions/trust_policy.md",
+            "+1. `audience` (String)",
+            "Changed argument description.",
+        ],
+    );
+
+    let scratch = scratch_copy();
+    let root = scratch.path().to_str().expect("UTF-8 path").to_owned();
+    std::fs::remove_file(scratch.path().join("docs/functions/trust_policy.md"))
+        .expect("remove the page");
+    let output = gen_docs(&["--root", &root]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no documentation page for: docs/functions/trust_policy.md"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -3,10 +3,15 @@
 #
 #   1. gcpfed_role.runner: an IAM role that the runner's service account may assume (its trust
 #      policy is rendered from the account's numeric unique ID and an audience);
-#   2. data.gcpfed_credentials.runner: the runner's Google ID token, from the GCE metadata
-#      server, exchanged with STS for that role's temporary credentials;
+#   2. ephemeral.gcpfed_credentials.runner: the runner's Google ID token, from the GCE metadata
+#      server, exchanged with STS for that role's temporary credentials, which are never written
+#      to the state or to plan files;
 #   3. provider gcpfed.runner: a second provider instance that works with those credentials,
 #      and manages a role of its own (gcpfed_role.app) to show that they work.
+#
+# Ephemeral resources need Terraform >= 1.10 (OpenTofu >= 1.11). On older engines,
+# examples/scenarios/data-source-legacy does the same with the data source, which keeps the
+# credentials in the state.
 #
 # Creating the first role needs AWS credentials that may manage IAM (the standard AWS chain:
 # AWS_PROFILE, SSO, environment variables, ...). On Google Cloud leave aws_endpoint and
@@ -17,7 +22,7 @@
 # eventually consistent): if the first apply is denied, run it again.
 
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.10"
   required_providers {
     gcpfed = {
       source = "gcpfed/gcpfed"
@@ -90,9 +95,9 @@ resource "gcpfed_role" "runner" {
 }
 
 # 2. The exchange: the runner's ID token (service account `default`, audience of the role) for
-#    temporary credentials of the role. It runs on every plan and apply; the secret key and
-#    session token are sensitive, but kept in the state (see the data source's security notice).
-data "gcpfed_credentials" "runner" {
+#    temporary credentials of the role. Terraform opens it on every plan and apply (once the
+#    role's ARN is known) and keeps the result in memory only.
+ephemeral "gcpfed_credentials" "runner" {
   role_arn         = gcpfed_role.runner.arn
   audience         = gcpfed_role.runner.audience
   duration_seconds = 900
@@ -102,9 +107,9 @@ data "gcpfed_credentials" "runner" {
 provider "gcpfed" {
   alias         = "runner"
   region        = var.region
-  access_key    = data.gcpfed_credentials.runner.access_key_id
-  secret_key    = data.gcpfed_credentials.runner.secret_access_key
-  token         = data.gcpfed_credentials.runner.session_token
+  access_key    = ephemeral.gcpfed_credentials.runner.access_key_id
+  secret_key    = ephemeral.gcpfed_credentials.runner.secret_access_key
+  token         = ephemeral.gcpfed_credentials.runner.session_token
   metadata_host = var.metadata_host
 
   endpoints {
@@ -128,22 +133,8 @@ output "role_arn" {
   value       = gcpfed_role.runner.arn
 }
 
-output "assumed_role_arn" {
-  description = "The session STS opened: arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION (the session name is the service account's unique ID)."
-  value       = data.gcpfed_credentials.runner.assumed_role_arn
-}
-
-# A new exchange runs on every plan, so a plan after apply shows this output changing (and no
-# resource changes).
-output "expiration" {
-  description = "When the exchanged credentials expire (RFC 3339, UTC)."
-  value       = data.gcpfed_credentials.runner.expiration
-}
-
-output "subject" {
-  description = "The token's sub claim: the runner's service-account unique ID."
-  value       = data.gcpfed_credentials.runner.subject
-}
+# The exchange's results (assumed_role_arn, expiration, subject, ...) are ephemeral: a root
+# module cannot output them, and nothing of them is kept.
 
 output "app_role_arn" {
   description = "ARN of the role that the second provider created with the exchanged credentials."

@@ -11,14 +11,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty, ValueMap, ValueNumber, ValueSet, ValueString};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use crate::diag;
 use crate::provider::SharedClients;
+use crate::schema::attribute;
 use crate::trust_policy::{
     normalize_document, parse_trust_policy, policies_equivalent, ShapeMismatch, TrustInputs,
 };
@@ -194,15 +193,10 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
         check(at("audience"), validate::audience(v));
     }
     if let Value::Value(ids) = &c.service_account_unique_ids {
-        if ids.is_empty() {
-            check(
-                at("service_account_unique_ids"),
-                Err(Invalid {
-                    summary: "No service account unique ID",
-                    detail: "service_account_unique_ids is empty, so no Google identity could assume the role. List at least one service account's numeric unique ID (google_service_account.x.unique_id).".into(),
-                }),
-            );
-        }
+        check(
+            at("service_account_unique_ids"),
+            validate::unique_id_count(ids.len()),
+        );
         for id in ids {
             match id {
                 Value::Value(id) => {
@@ -210,7 +204,7 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
                 }
                 Value::Null => check(
                     at("service_account_unique_ids"),
-                    Err(null_element("service_account_unique_ids")),
+                    Err(validate::null_element("service_account_unique_ids")),
                 ),
                 Value::Unknown => {}
             }
@@ -222,7 +216,7 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
                 Value::Value(arn) => check(at("managed_policy_arns"), validate::policy_arn(arn)),
                 Value::Null => check(
                     at("managed_policy_arns"),
-                    Err(null_element("managed_policy_arns")),
+                    Err(validate::null_element("managed_policy_arns")),
                 ),
                 Value::Unknown => {}
             }
@@ -234,7 +228,7 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
             check(path.clone(), validate::inline_policy_name(name));
             match doc {
                 Value::Value(doc) => check(path, validate::policy_document(doc)),
-                Value::Null => check(path, Err(null_element("inline_policies"))),
+                Value::Null => check(path, Err(validate::null_element("inline_policies"))),
                 Value::Unknown => {}
             }
         }
@@ -262,7 +256,7 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
             check(path.clone(), validate::tag_key(key));
             match value {
                 Value::Value(v) => check(path.clone(), validate::tag_value(key, v)),
-                Value::Null => check(path.clone(), Err(null_element("tags"))),
+                Value::Null => check(path.clone(), Err(validate::null_element("tags"))),
                 Value::Unknown => {}
             }
             if let Some(other) = seen.insert(key.to_lowercase(), key) {
@@ -277,15 +271,6 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
         }
     }
     problems
-}
-
-fn null_element(attribute: &str) -> Invalid {
-    Invalid {
-        summary: "Null element",
-        detail: format!(
-            "{attribute} contains a null value. Remove the element or give it a value."
-        ),
-    }
 }
 
 fn report_problems(diags: &mut Diagnostics, problems: Vec<Problem>) {
@@ -543,20 +528,6 @@ pub struct RoleResource {
 impl RoleResource {
     pub fn new(shared: Arc<SharedClients>) -> Self {
         Self { shared }
-    }
-}
-
-fn attribute(
-    attr_type: AttributeType,
-    constraint: AttributeConstraint,
-    description: &str,
-) -> Attribute {
-    Attribute {
-        attr_type,
-        description: Description::markdown(description),
-        constraint,
-        sensitive: false,
-        deprecated: false,
     }
 }
 

@@ -93,6 +93,38 @@ pub struct RecordedCall {
     pub host: Option<String>,
 }
 
+/// One exchange's secrets as the gate saw them (see [`TestBed::exchange_secrets`]). Debug shows
+/// only the access key ID, so that a failing assertion never prints a secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExchangeSecrets {
+    pub web_identity_token: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl ExchangeSecrets {
+    /// The four values, each with what it is, for `support::assert_no_leak`.
+    pub fn named(&self) -> [(&'static str, &str); 4] {
+        [
+            ("access key ID", self.access_key_id.as_str()),
+            ("secret access key", self.secret_access_key.as_str()),
+            ("session token", self.session_token.as_str()),
+            ("ID token", self.web_identity_token.as_str()),
+        ]
+    }
+}
+
+impl std::fmt::Debug for ExchangeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ExchangeSecrets {{ access_key_id: {:?}, .. }}",
+            self.access_key_id
+        )
+    }
+}
+
 /// What to put in a token minted by the bed for a test (signed like the emulator's tokens).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenSpec {
@@ -305,6 +337,27 @@ impl TestBed {
     pub fn calls(&self) -> Vec<RecordedCall> {
         let value = self.control(reqwest::Method::GET, "calls", None);
         serde_json::from_value(value).expect("recorded calls")
+    }
+
+    /// The token and the issued credentials of every successful AssumeRoleWithWebIdentity since
+    /// start, the last reset or clear, oldest first: the actual values that no-leak tests search
+    /// outputs and files for. Kept out of [`RecordedCall`], whose Debug goes into messages.
+    pub fn exchange_secrets(&self) -> Vec<ExchangeSecrets> {
+        let value = self.control(reqwest::Method::GET, "calls", None);
+        let calls: Vec<Value> = serde_json::from_value(value).expect("recorded calls");
+        calls
+            .iter()
+            .filter(|c| c["action"] == "AssumeRoleWithWebIdentity" && c["status"] == 200)
+            .map(|c| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                ExchangeSecrets {
+                    web_identity_token: text(&c["web_identity_token"]),
+                    access_key_id: text(&c["issued"]["access_key_id"]),
+                    secret_access_key: text(&c["issued"]["secret_access_key"]),
+                    session_token: text(&c["issued"]["session_token"]),
+                }
+            })
+            .collect()
     }
 
     pub fn clear_calls(&self) {

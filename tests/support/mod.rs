@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bed;
+pub mod plugin;
 pub mod target;
 pub mod tf;
 
@@ -55,4 +56,99 @@ pub fn find_jwt(text: &str) -> Option<String> {
         from = start + 3;
     }
     None
+}
+
+/// A string as a JSON (and HCL) string literal.
+pub fn q(s: &str) -> String {
+    serde_json::to_string(s).expect("string as JSON")
+}
+
+/// The gcpfed trust policy as INTERFACE.md shows it, written out here rather than computed by
+/// the provider's code: one ID as a string, several as a sorted list.
+pub fn trust_policy_by_hand(audience: &str, ids: &[&str]) -> String {
+    let ids = if ids.len() == 1 {
+        q(ids[0])
+    } else {
+        let mut sorted = ids.to_vec();
+        sorted.sort();
+        format!(
+            "[{}]",
+            sorted.iter().map(|i| q(i)).collect::<Vec<_>>().join(",")
+        )
+    };
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Federated":"accounts.google.com"}},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{{"StringEquals":{{"accounts.google.com:aud":{ids},"accounts.google.com:oaud":{aud},"accounts.google.com:sub":{ids}}}}}}}]}}"#,
+        aud = q(audience)
+    )
+}
+
+/// Asserts that no text holds any of the secrets, nor anything shaped like a JWT. Texts are
+/// (name, text); secrets are (what, value). Messages name the place, never the value.
+#[track_caller]
+pub fn assert_no_leak(engine: tf::Engine, texts: &[(String, String)], secrets: &[(&str, &str)]) {
+    for (name, text) in texts {
+        for (what, secret) in secrets {
+            assert!(!secret.is_empty(), "[{engine}] empty {what} to look for");
+            assert!(
+                !text.contains(secret),
+                "[{engine}] the {what} appears in {name}"
+            );
+        }
+        if let Some(prefix) = find_jwt(text) {
+            panic!("[{engine}] a JWT ({prefix}…) appears in {name}");
+        }
+    }
+}
+
+/// A run's stdout and stderr as named texts for [`assert_no_leak`].
+pub fn run_texts(label: &str, run: &tf::Run) -> Vec<(String, String)> {
+    vec![
+        (format!("{label} stdout"), run.stdout.clone()),
+        (format!("{label} stderr"), run.stderr.clone()),
+    ]
+}
+
+/// The engines of the matrix that have a feature (`Engine::has_functions`,
+/// `Engine::has_ephemeral_resources`); prints, for each engine left out, that `test` is skipped
+/// there because it lacks `feature`, so that a lacking engine is never a silent pass.
+pub fn engines_having(test: &str, has: fn(tf::Engine) -> bool, feature: &str) -> Vec<tf::Engine> {
+    let (have, lack) = tf::split_engines(&tf::ALL_ENGINES, has);
+    for engine in lack {
+        target::announce(&format!(
+            "SKIPPED {test} under {engine}: it uses {feature}, which {engine} lacks"
+        ));
+    }
+    have
+}
+
+/// What [`engines_having`] says of the features.
+pub const EPHEMERAL_RESOURCES: &str = "ephemeral resources (Terraform >= 1.10, OpenTofu >= 1.11)";
+pub const PROVIDER_FUNCTIONS: &str =
+    "provider-defined functions (Terraform >= 1.8, OpenTofu >= 1.7)";
+
+/// Asserts that `run` (a plan of `main_tf`) failed with an error on the block `block` (as the
+/// CLI names it: `data "gcpfed_credentials" "c"`) at the line where `attribute` is set, for the
+/// resource `address`, with every one of `phrases`.
+#[track_caller]
+pub fn assert_attribute_error(
+    run: &tf::Run,
+    main_tf: &str,
+    address: &str,
+    block: &str,
+    attribute: &str,
+    phrases: &[&str],
+) {
+    let line = main_tf
+        .lines()
+        .position(|l| l.trim_start().starts_with(attribute))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("{attribute} not in {main_tf}"));
+    let mut expected = vec![
+        "Error:".to_string(),
+        format!("with {address},"),
+        format!("on main.tf line {line}, in {block}:"),
+    ];
+    expected.extend(phrases.iter().map(|p| p.to_string()));
+    run.fails()
+        .assert_contains(&expected.iter().map(String::as_str).collect::<Vec<_>>());
 }

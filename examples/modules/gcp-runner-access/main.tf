@@ -4,6 +4,16 @@
 #
 # The module has no provider block: the caller chooses the AWS account by passing a gcpfed
 # provider (`providers = { gcpfed = gcpfed.production }`), so one module serves many accounts.
+# From a Google Cloud runner, that provider is best fed from ephemeral credentials, so that no
+# AWS key exists anywhere and none is stored:
+#
+#   ephemeral "gcpfed_credentials" "production" { role_arn = "…", audience = "…" }
+#   provider "gcpfed" {
+#     alias      = "production"
+#     access_key = ephemeral.gcpfed_credentials.production.access_key_id
+#     secret_key = ephemeral.gcpfed_credentials.production.secret_access_key
+#     token      = ephemeral.gcpfed_credentials.production.session_token
+#   }
 
 terraform {
   required_version = ">= 1.6"

@@ -1,0 +1,299 @@
+//! Validation of the `gcpfed_credentials` arguments, shared by the data source and the ephemeral
+//! resource: every problem that can be seen without I/O, each with its attribute path, so that a
+//! mistake fails at validate time instead of at STS.
+
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
+
+use super::{
+    CredentialsState, DEFAULT_DURATION, DEFAULT_SERVICE_ACCOUNT, DURATION_MAX, DURATION_MIN,
+    POLICY_ARNS_MAX,
+};
+use crate::claims;
+use crate::session_name;
+use crate::validate;
+
+/// One argument problem: the attribute, a title, and a detail that names the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: AttributePath,
+    pub summary: String,
+    pub detail: String,
+}
+
+fn problem(path: AttributePath, summary: &str, detail: impl Into<String>) -> Problem {
+    Problem {
+        path,
+        summary: summary.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn from_invalid(path: AttributePath, e: validate::Invalid) -> Problem {
+    Problem {
+        path,
+        summary: e.summary.to_owned(),
+        detail: e.detail,
+    }
+}
+
+/// `default` or something shaped like an email (no `/`: it goes in a URL path segment).
+fn is_service_account_name(sa: &str) -> bool {
+    sa == DEFAULT_SERVICE_ACCOUNT || (sa.contains('@') && !sa.contains('/'))
+}
+
+/// Every problem with the arguments that can be seen without I/O. Unknown values are skipped:
+/// they are checked again once known.
+pub fn check(config: &CredentialsState) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Value::Value(arn) = &config.role_arn {
+        if let Err(e) = validate::role_arn(arn) {
+            out.push(from_invalid(AttributePath::new("role_arn"), e));
+        }
+    }
+    if let Value::Value(aud) = &config.audience {
+        if aud.trim().is_empty() {
+            out.push(problem(
+                AttributePath::new("audience"),
+                "Empty audience",
+                "Set audience to the audience of the role's trust policy (gcpfed_role.x.audience); \
+                 it is what the metadata server puts in the token's aud claim.",
+            ));
+        }
+    }
+    if let Value::Value(sa) = &config.service_account {
+        if !is_service_account_name(sa) {
+            out.push(problem(
+                AttributePath::new("service_account"),
+                "Invalid service account",
+                format!(
+                    "service_account is {sa:?}; the metadata server knows \"default\" (the account attached \
+                     to this VM, node pool or Cloud Run service) or a service account's email, such as \
+                     \"ci-runner@my-project.iam.gserviceaccount.com\"."
+                ),
+            ));
+        }
+    }
+    if let Value::Value(name) = &config.session_name {
+        if let Err(e) = session_name::validate(name) {
+            out.push(problem(
+                AttributePath::new("session_name"),
+                "Invalid session name",
+                format!(
+                    "session_name {name:?} {e}. STS requires 2–64 characters matching [\\w+=,.@-]. \
+                     Leave session_name out to use the token's subject."
+                ),
+            ));
+        }
+    }
+    if let Value::Value(d) = &config.duration_seconds {
+        if !(DURATION_MIN..=DURATION_MAX).contains(d) {
+            out.push(problem(
+                AttributePath::new("duration_seconds"),
+                "Invalid session duration",
+                format!(
+                    "duration_seconds is {d}; STS accepts {DURATION_MIN} (15 minutes) to {DURATION_MAX} \
+                     (12 hours), and at most the role's max_session_duration. Leave it out for {DEFAULT_DURATION}."
+                ),
+            ));
+        }
+    }
+    if let Value::Value(policy) = &config.policy {
+        if let Err(e) = validate::policy_document(policy) {
+            out.push(from_invalid(AttributePath::new("policy"), e));
+        }
+    }
+    if let Value::Value(arns) = &config.policy_arns {
+        if arns.len() > POLICY_ARNS_MAX {
+            out.push(problem(
+                AttributePath::new("policy_arns"),
+                "Too many session policies",
+                format!(
+                    "policy_arns lists {} policies; STS accepts at most {POLICY_ARNS_MAX} managed session policies.",
+                    arns.len()
+                ),
+            ));
+        }
+        for arn in arns {
+            if let Value::Value(a) = arn {
+                if let Err(e) = validate::policy_arn(a) {
+                    out.push(from_invalid(AttributePath::new("policy_arns"), e));
+                }
+            }
+        }
+    }
+    if let Value::Value(token) = &config.web_identity_token {
+        if let Err(e) = claims::decode_unverified(token) {
+            out.push(problem(
+                AttributePath::new("web_identity_token"),
+                "Invalid web identity token",
+                format!(
+                    "web_identity_token must be a Google ID token (a JWT), for example \
+                     google_service_account_id_token.x.id_token: {e}."
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Reports [`check`]'s problems as errors, or warns about an argument that has no effect.
+/// `None` when there is an error.
+pub fn validate(diags: &mut Diagnostics, config: &CredentialsState) -> Option<()> {
+    let problems = check(config);
+    if problems.is_empty() {
+        let custom_account = matches!(&config.service_account,
+            Value::Value(sa) if sa != DEFAULT_SERVICE_ACCOUNT);
+        if config.web_identity_token.is_value() && custom_account {
+            diags.warning(
+                "service_account is ignored",
+                "web_identity_token is set, so no token is requested from the metadata server and \
+                 service_account has no effect. Remove one of the two.",
+                AttributePath::new("service_account"),
+            );
+        }
+        return Some(());
+    }
+    for p in problems {
+        diags.error(p.summary, p.detail, p.path);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> CredentialsState {
+        CredentialsState {
+            role_arn: Value::Value("arn:aws:iam::123456789012:role/ci/gcpfed-ci".into()),
+            audience: Value::Value("aws-ci".into()),
+            ..Default::default()
+        }
+    }
+
+    fn paths(problems: &[Problem]) -> Vec<AttributePath> {
+        problems.iter().map(|p| p.path.clone()).collect()
+    }
+
+    #[test]
+    fn a_minimal_configuration_is_valid() {
+        assert_eq!(check(&config()), vec![]);
+    }
+
+    #[test]
+    fn a_bad_role_arn_names_its_attribute() {
+        let mut c = config();
+        c.role_arn = Value::Value("nope".into());
+        let problems = check(&c);
+        assert_eq!(paths(&problems), vec![AttributePath::new("role_arn")]);
+        assert_eq!(problems[0].summary, "Invalid role ARN");
+    }
+
+    #[test]
+    fn every_argument_error_names_its_attribute() {
+        let mut c = config();
+        c.audience = Value::Value(" ".into());
+        c.service_account = Value::Value("ci-runner".into());
+        c.session_name = Value::Value("bad name".into());
+        c.duration_seconds = Value::Value(899);
+        c.policy = Value::Value("{not json".into());
+        c.policy_arns = Value::Value(
+            (0..11)
+                .map(|i| Value::Value(format!("arn:aws:iam::aws:policy/P{i}")))
+                .collect(),
+        );
+        c.web_identity_token = Value::Value("not.a-token".into());
+        let problems = check(&c);
+        assert_eq!(
+            paths(&problems),
+            vec![
+                AttributePath::new("audience"),
+                AttributePath::new("service_account"),
+                AttributePath::new("session_name"),
+                AttributePath::new("duration_seconds"),
+                AttributePath::new("policy"),
+                AttributePath::new("policy_arns"),
+                AttributePath::new("web_identity_token"),
+            ]
+        );
+        let session = &problems[2];
+        assert!(session.detail.contains("[\\w+=,.@-]"), "{}", session.detail);
+        assert!(problems[5].detail.contains("at most 10"));
+        // The token itself is never quoted back.
+        assert!(!problems[6].detail.contains("not.a-token"));
+    }
+
+    #[test]
+    fn duration_bounds_are_inclusive() {
+        for (d, ok) in [(899, false), (900, true), (43200, true), (43201, false)] {
+            let mut c = config();
+            c.duration_seconds = Value::Value(d);
+            assert_eq!(check(&c).is_empty(), ok, "{d}");
+        }
+    }
+
+    #[test]
+    fn policy_arns_are_each_validated_and_unknowns_skipped() {
+        let mut c = config();
+        c.policy_arns = Value::Value(
+            [
+                Value::Value("arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned()),
+                Value::Value("ReadOnlyAccess".to_owned()),
+                Value::Unknown,
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(paths(&check(&c)), vec![AttributePath::new("policy_arns")]);
+        let mut c = config();
+        c.role_arn = Value::Unknown;
+        c.session_name = Value::Unknown;
+        c.web_identity_token = Value::Unknown;
+        assert_eq!(check(&c), vec![]);
+    }
+
+    #[test]
+    fn service_account_accepts_default_and_emails() {
+        for (sa, ok) in [
+            ("default", true),
+            ("ci-runner@gcpfed-test.iam.gserviceaccount.com", true),
+            ("104857600000000000001", false),
+            ("../token", false),
+        ] {
+            let mut c = config();
+            c.service_account = Value::Value(sa.into());
+            assert_eq!(check(&c).is_empty(), ok, "{sa}");
+        }
+    }
+
+    #[test]
+    fn validate_reports_errors_with_paths_and_warns_about_an_ignored_account() {
+        let mut diags = Diagnostics::default();
+        let mut c = config();
+        c.duration_seconds = Value::Value(1);
+        assert!(validate(&mut diags, &c).is_none());
+        assert_eq!(diags.errors.len(), 1);
+        assert_eq!(
+            diags.errors[0].attribute,
+            AttributePath::new("duration_seconds")
+        );
+
+        // A JWT-shaped token ({"sub":"1"}) with a service account: valid, with a warning.
+        let mut diags = Diagnostics::default();
+        let mut c = config();
+        c.web_identity_token = Value::Value("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln".into());
+        c.service_account = Value::Value("ci@p.iam.gserviceaccount.com".into());
+        assert!(validate(&mut diags, &c).is_some());
+        assert!(diags.errors.is_empty());
+        assert_eq!(
+            diags.warnings[0].attribute,
+            AttributePath::new("service_account")
+        );
+
+        let mut diags = Diagnostics::default();
+        c.web_identity_token = Value::Unknown;
+        assert!(validate(&mut diags, &c).is_some());
+        assert!(diags.errors.is_empty() && diags.warnings.is_empty());
+    }
+}

@@ -1,0 +1,3 @@
+//! Provider-defined functions (Terraform >= 1.8, OpenTofu >= 1.7), one module per function.
+
+pub mod trust_policy;
