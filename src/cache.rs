@@ -15,17 +15,16 @@
 //! Anything unexpected in an entry (not JSON, another format, another key, wrong owner or
 //! mode, a symlink) makes it a miss: the next exchange replaces it. Nothing here prints a secret.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::exchange::Credentials;
+use crate::exchange::{CredentialProcessDocument, ExchangeParams};
 use crate::secret::Secret;
 
 /// Entries are reused until this many seconds before they expire (the contract's 5 minutes;
@@ -41,20 +40,15 @@ pub const DIR_NAME: &str = "gcpfed";
 /// Entries are a few kilobytes; anything bigger is not ours.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 
-/// Everything that makes two sets of credentials interchangeable. Serialised (in this field
-/// order) it is the canonical key text whose SHA-256 names the entry.
+/// Everything that makes two sets of credentials interchangeable: the exchange's parameters,
+/// where its token comes from, and the STS endpoint. Serialised (the parameters flat, then the
+/// fields below, in this order) it is the canonical key text whose SHA-256 names the entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
-    pub role_arn: String,
-    pub audience: String,
-    pub service_account: String,
-    /// `None`: derived from the token (its `sub`).
-    pub session_name: Option<String>,
-    pub duration_seconds: Option<i32>,
-    /// Session policy JSON, as given.
-    pub policy: Option<String>,
-    /// Managed session policy ARNs, sorted and deduplicated.
-    pub policy_arns: Vec<String>,
+    /// The exchange's parameters, its policy ARNs sorted and deduplicated (their order does
+    /// not count).
+    #[serde(flatten)]
+    pub params: ExchangeParams,
     /// Where the ID token comes from (`metadata <host>` or `file <path>`): another metadata
     /// server or token file may stand for another Google identity.
     pub token_source: String,
@@ -79,50 +73,10 @@ impl CacheKey {
     }
 }
 
-/// The part of an exchange's result that the cache keeps: exactly the `credential_process`
-/// document. `Debug` hides the secrets (they are [`Secret`]s).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    pub session_token: Secret,
-    /// RFC 3339 UTC with `Z`.
-    pub expiration: String,
-    pub expiration_epoch: i64,
-}
-
-impl CachedCredentials {
-    /// The AWS `credential_process` Version 1 document (compact JSON, no newline).
-    pub fn credential_process_json(&self) -> Secret {
-        Secret::new(document(self).to_string())
-    }
-
-    /// Whether these credentials may still be handed out at `now` (epoch seconds).
-    pub fn is_fresh(&self, now: i64) -> bool {
-        self.expiration_epoch - now > REFRESH_MARGIN_SECS
-    }
-}
-
-impl From<&Credentials> for CachedCredentials {
-    fn from(c: &Credentials) -> Self {
-        CachedCredentials {
-            access_key_id: c.access_key_id.clone(),
-            secret_access_key: c.secret_access_key.clone(),
-            session_token: c.session_token.clone(),
-            expiration: c.expiration.clone(),
-            expiration_epoch: c.expiration_epoch,
-        }
-    }
-}
-
-fn document(c: &CachedCredentials) -> serde_json::Value {
-    serde_json::json!({
-        "Version": 1,
-        "AccessKeyId": c.access_key_id,
-        "SecretAccessKey": c.secret_access_key.expose(),
-        "SessionToken": c.session_token.expose(),
-        "Expiration": c.expiration,
-    })
+/// Whether `document` may still be handed out at `now` (epoch seconds): more than the refresh
+/// margin before its expiration. A document whose expiration does not parse never is.
+pub fn is_fresh(document: &CredentialProcessDocument, now: i64) -> bool {
+    parse_expiration(&document.expiration).is_some_and(|at| at - now > REFRESH_MARGIN_SECS)
 }
 
 /// Seconds since the Unix epoch.
@@ -137,7 +91,7 @@ pub fn now_epoch() -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// Usable credentials.
-    Fresh(CachedCredentials),
+    Fresh(CredentialProcessDocument),
     /// A valid entry of this key, within the refresh margin or expired.
     Stale { expiration: String },
     /// No entry for this key.
@@ -197,7 +151,7 @@ pub struct Cache {
     dir: PathBuf,
 }
 
-/// Holds a key's lock until dropped (closing the file releases the `flock`).
+/// Holds a key's lock until dropped (closing the file releases the lock).
 #[derive(Debug)]
 pub struct LockGuard {
     _file: File,
@@ -276,44 +230,36 @@ impl Cache {
             Err(reason) => return Lookup::Ignored(reason),
         };
         match parse_entry(&text, key) {
-            Ok(creds) if creds.is_fresh(now) => Lookup::Fresh(creds),
-            Ok(creds) => Lookup::Stale {
-                expiration: creds.expiration,
+            Ok(document) if is_fresh(&document, now) => Lookup::Fresh(document),
+            Ok(document) => Lookup::Stale {
+                expiration: document.expiration,
             },
             Err(reason) => Lookup::Ignored(reason),
         }
     }
 
-    /// Writes `creds` as the entry of `key`: a 0600 temporary file in the same directory,
-    /// flushed, then renamed over the old entry.
-    pub fn store(&self, key: &CacheKey, creds: &CachedCredentials) -> Result<(), CacheError> {
+    /// Writes `creds` as the entry of `key`: a 0600 temporary file in the same directory (so
+    /// the rename stays on one file system), flushed, then renamed over the old entry. A failed
+    /// write leaves no temporary file behind (tempfile removes it).
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        document: &CredentialProcessDocument,
+    ) -> Result<(), CacheError> {
         let path = self.entry_path(key);
-        let text = entry_text(key, creds);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let temp = self.dir.join(format!(
-            ".{}.{}.{nanos}.tmp",
-            key.digest(),
-            std::process::id()
-        ));
+        let text = entry_text(key, document);
         let written = (|| -> io::Result<()> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&temp)?;
-            file.write_all(text.expose().as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&temp, &path)
+            let mut temp = tempfile::Builder::new()
+                .prefix(&format!(".{}.", key.digest()))
+                .suffix(".tmp")
+                .permissions(fs::Permissions::from_mode(0o600))
+                .tempfile_in(&self.dir)?;
+            temp.write_all(text.expose().as_bytes())?;
+            temp.as_file().sync_all()?;
+            temp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
         })();
-        if let Err(source) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(CacheError::Write { path, source });
-        }
-        Ok(())
+        written.map_err(|source| CacheError::Write { path, source })
     }
 
     /// Takes `key`'s exclusive lock, waiting at most `timeout`; `Ok(None)` when another holder
@@ -326,7 +272,7 @@ impl Cache {
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|source| CacheError::Lock {
                 path: path.clone(),
@@ -335,15 +281,13 @@ impl Cache {
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(2);
         loop {
-            // SAFETY: flock on a file descriptor this function owns; no memory is shared.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(Some(LockGuard { _file: file }));
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(code) if code == libc::EWOULDBLOCK || code == libc::EINTR => {}
-                _ => return Err(CacheError::Lock { path, source: err }),
+            // std's lock is flock(2) on Linux: it belongs to this open file description, so a
+            // second open of the same file conflicts even within one process.
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(LockGuard { _file: file })),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(TryLockError::Error(source)) => return Err(CacheError::Lock { path, source }),
             }
             if Instant::now() >= deadline {
                 return Ok(None);
@@ -364,7 +308,7 @@ fn effective_uid() -> u32 {
 fn read_private_file(path: &Path) -> Result<Option<String>, String> {
     let mut file = match OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(f) => f,
@@ -398,39 +342,31 @@ fn read_private_file(path: &Path) -> Result<Option<String>, String> {
     Ok(Some(text))
 }
 
-#[derive(Deserialize)]
+/// An entry file: the format marker, the whole key, and the document itself.
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Entry {
     format: String,
     key: CacheKey,
-    credentials: Document,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Document {
-    version: serde_json::Value,
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: String,
-    expiration: String,
+    credentials: CredentialProcessDocument,
 }
 
 /// The full text of an entry (it holds secrets, hence a [`Secret`]).
-fn entry_text(key: &CacheKey, creds: &CachedCredentials) -> Secret {
-    let entry = serde_json::json!({
-        "Format": FORMAT,
-        "Key": key,
-        "Credentials": document(creds),
-    });
-    Secret::new(entry.to_string())
+fn entry_text(key: &CacheKey, document: &CredentialProcessDocument) -> Secret {
+    let entry = Entry {
+        format: FORMAT.to_owned(),
+        key: key.clone(),
+        credentials: document.clone(),
+    };
+    Secret::new(serde_json::to_string(&entry).expect("an entry always serialises"))
 }
 
-/// Parses an entry and checks that it is one of ours, of this key, and complete. Error
-/// reasons never quote the file (it may hold secrets).
-fn parse_entry(text: &str, key: &CacheKey) -> Result<CachedCredentials, String> {
+/// Parses an entry and checks that it is one of ours, of this key, and complete (a Version 1
+/// document with every field and an RFC 3339 UTC expiration). Error reasons never quote the
+/// file (it may hold secrets).
+fn parse_entry(text: &str, key: &CacheKey) -> Result<CredentialProcessDocument, String> {
     let entry: Entry = serde_json::from_str(text)
-        .map_err(|_| "the entry is not a gcpfed cache entry".to_owned())?;
+        .map_err(|_| "the entry is not a gcpfed cache entry of Version 1 credentials".to_owned())?;
     if entry.format != FORMAT {
         return Err("the entry has another format".into());
     }
@@ -438,24 +374,16 @@ fn parse_entry(text: &str, key: &CacheKey) -> Result<CachedCredentials, String> 
         return Err("the entry belongs to another key".into());
     }
     let doc = entry.credentials;
-    if doc.version != serde_json::json!(1) {
-        return Err("the entry's credentials are not Version 1".into());
-    }
     if doc.access_key_id.is_empty()
-        || doc.secret_access_key.is_empty()
-        || doc.session_token.is_empty()
+        || doc.secret_access_key.expose().is_empty()
+        || doc.session_token.expose().is_empty()
     {
         return Err("the entry's credentials are incomplete".into());
     }
-    let expiration_epoch = parse_expiration(&doc.expiration)
-        .ok_or_else(|| "the entry's expiration is not an RFC 3339 UTC time".to_owned())?;
-    Ok(CachedCredentials {
-        access_key_id: doc.access_key_id,
-        secret_access_key: Secret::new(doc.secret_access_key),
-        session_token: Secret::new(doc.session_token),
-        expiration: doc.expiration,
-        expiration_epoch,
-    })
+    if parse_expiration(&doc.expiration).is_none() {
+        return Err("the entry's expiration is not an RFC 3339 UTC time".into());
+    }
+    Ok(doc)
 }
 
 /// Epoch seconds of an RFC 3339 time in UTC (`...Z`), as `credential_process` requires.
@@ -475,32 +403,39 @@ mod tests {
     const SECRET: &str = "wJalrXUtnFEMIK7MDENGbPxRfiCYzzSECRETKEY1";
     const TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKENzzz";
 
+    fn params() -> ExchangeParams {
+        ExchangeParams {
+            duration_seconds: Some(3600),
+            ..ExchangeParams::new("arn:aws:iam::123456789012:role/ci", "aws-ci")
+        }
+    }
+
     fn key() -> CacheKey {
         CacheKey {
-            role_arn: "arn:aws:iam::123456789012:role/ci".into(),
-            audience: "aws-ci".into(),
-            service_account: "default".into(),
-            session_name: None,
-            duration_seconds: Some(3600),
-            policy: None,
-            policy_arns: Vec::new(),
+            params: params(),
             token_source: "metadata metadata.google.internal".into(),
             sts_endpoint: None,
         }
     }
 
-    fn creds(expiration_epoch: i64) -> CachedCredentials {
+    /// A key that differs from [`key`] in one exchange parameter.
+    fn key_with(change: impl FnOnce(&mut ExchangeParams)) -> CacheKey {
+        let mut params = params();
+        change(&mut params);
+        CacheKey { params, ..key() }
+    }
+
+    fn creds(expiration_epoch: i64) -> CredentialProcessDocument {
         let expiration = time::OffsetDateTime::from_unix_timestamp(expiration_epoch)
             .unwrap()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        CachedCredentials {
-            access_key_id: "ASIAEXAMPLE".into(),
-            secret_access_key: Secret::new(SECRET),
-            session_token: Secret::new(TOKEN),
-            expiration,
-            expiration_epoch,
-        }
+        CredentialProcessDocument::new(
+            "ASIAEXAMPLE",
+            Secret::new(SECRET),
+            Secret::new(TOKEN),
+            &expiration,
+        )
     }
 
     fn cache() -> (tempfile::TempDir, Cache) {
@@ -513,34 +448,13 @@ mod tests {
     fn every_part_of_the_key_changes_the_file_name() {
         let base = key();
         let variants: Vec<CacheKey> = vec![
-            CacheKey {
-                role_arn: "arn:aws:iam::123456789012:role/other".into(),
-                ..base.clone()
-            },
-            CacheKey {
-                audience: "aws-cd".into(),
-                ..base.clone()
-            },
-            CacheKey {
-                service_account: "deployer@p.iam.gserviceaccount.com".into(),
-                ..base.clone()
-            },
-            CacheKey {
-                session_name: Some("ci".into()),
-                ..base.clone()
-            },
-            CacheKey {
-                duration_seconds: Some(900),
-                ..base.clone()
-            },
-            CacheKey {
-                policy: Some("{}".into()),
-                ..base.clone()
-            },
-            CacheKey {
-                policy_arns: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
-                ..base.clone()
-            },
+            key_with(|p| p.role_arn = "arn:aws:iam::123456789012:role/other".into()),
+            key_with(|p| p.audience = "aws-cd".into()),
+            key_with(|p| p.service_account = "deployer@p.iam.gserviceaccount.com".into()),
+            key_with(|p| p.session_name = Some("ci".into())),
+            key_with(|p| p.duration_seconds = Some(900)),
+            key_with(|p| p.policy = Some("{}".into())),
+            key_with(|p| p.policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()]),
             CacheKey {
                 token_source: "file /run/token".into(),
                 ..base.clone()
@@ -594,8 +508,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec![format!("{}.json", key().digest())]);
-        let json: serde_json::Value =
-            serde_json::from_str(c.credential_process_json().expose()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(c.to_json().expose()).unwrap();
         assert_eq!(json["Version"], serde_json::json!(1));
         assert!(json["Expiration"].as_str().unwrap().ends_with('Z'));
     }
@@ -629,10 +542,7 @@ mod tests {
                 .unwrap();
         };
         let good = entry_text(&key(), &creds(now + 3600));
-        let other_key = CacheKey {
-            audience: "else".into(),
-            ..key()
-        };
+        let other_key = key_with(|p| p.audience = "else".into());
         let cases = vec![
             format!("{{garbage {SECRET}"),
             good.expose()[..good.expose().len() / 2].to_owned(),
@@ -711,10 +621,7 @@ mod tests {
         // the same process.
         let second = cache.lock(&key(), Duration::from_millis(50)).unwrap();
         assert!(second.is_none(), "the lock was not exclusive");
-        let other = CacheKey {
-            audience: "other".into(),
-            ..key()
-        };
+        let other = key_with(|p| p.audience = "other".into());
         assert!(cache
             .lock(&other, Duration::from_millis(50))
             .unwrap()

@@ -1,8 +1,9 @@
 //! Owns reading the claims of a Google ID token (a JWT) for defaults and messages only.
 //!
 //! Nothing here checks the signature: STS does that against Google's keys. The claims decoded here
-//! pick the default session name, fill `subject`/`email`, and explain an STS denial (which claim
-//! AWS compared with which trust-policy key). Errors never contain the token or a piece of it.
+//! pick the default session name, fill `subject`/`email`, and explain an STS denial
+//! ([`crate::trust_policy::denial`] puts them beside the trust-policy keys). Errors never contain
+//! the token or a piece of it.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -106,43 +107,8 @@ pub fn decode_unverified(token: &str) -> Result<Claims, ClaimsError> {
     })
 }
 
-impl Claims {
-    /// The audience as one printable string (Google tokens carry exactly one).
-    pub fn aud_display(&self) -> String {
-        match self.aud.len() {
-            0 => "(none)".to_owned(),
-            1 => self.aud[0].clone(),
-            _ => self.aud.join(", "),
-        }
-    }
-
-    /// Lines that put each claim beside the trust-policy key AWS compares it with.
-    /// Indented so that Terraform prints them as they are.
-    pub fn mapping_lines(&self) -> String {
-        fn q(v: &Option<String>) -> String {
-            match v {
-                Some(s) => format!("\"{s}\""),
-                None => "(absent)".to_owned(),
-            }
-        }
-        let aud = if self.aud.is_empty() {
-            "(absent)".to_owned()
-        } else {
-            format!("\"{}\"", self.aud_display())
-        };
-        format!(
-            "  accounts.google.com:aud  is compared with the token's azp = {}\n  \
-             accounts.google.com:oaud is compared with the token's aud = {}\n  \
-             accounts.google.com:sub  is compared with the token's sub = {}",
-            q(&self.azp),
-            aud,
-            q(&self.sub)
-        )
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 
@@ -153,6 +119,12 @@ mod tests {
             engine.encode(payload),
             URL_SAFE_NO_PAD.encode(b"signature-bytes")
         )
+    }
+
+    /// An unsigned JWT with these claims, for tests of the code that reads tokens (STS checks
+    /// the signature, this provider never does).
+    pub(crate) fn unsigned_jwt(claims: &serde_json::Value) -> String {
+        jwt_with(claims.to_string().as_bytes(), &URL_SAFE_NO_PAD)
     }
 
     const GOOGLE_PAYLOAD: &str = r#"{"aud":"https://sts.example/aud","azp":"104857600000000000001",
@@ -198,9 +170,8 @@ mod tests {
     #[test]
     fn audience_may_be_a_list_and_claims_may_be_missing() {
         let c = decode_unverified(&jwt_with(br#"{"aud":["a","b"]}"#, &URL_SAFE_NO_PAD)).unwrap();
-        assert_eq!(c.aud_display(), "a, b");
+        assert_eq!(c.aud, vec!["a".to_owned(), "b".to_owned()]);
         assert_eq!(c.sub, None);
-        assert!(c.mapping_lines().contains("sub = (absent)"));
     }
 
     #[test]
@@ -235,19 +206,5 @@ mod tests {
         let e = decode_unverified(secretish).unwrap_err();
         let printed = format!("{e} {e:?}");
         assert!(!printed.contains("c2VjcmV0"), "{printed}");
-    }
-
-    #[test]
-    fn mapping_lines_put_each_claim_beside_its_key() {
-        let c = decode_unverified(&jwt_with(GOOGLE_PAYLOAD.as_bytes(), &URL_SAFE_NO_PAD)).unwrap();
-        let lines = c.mapping_lines();
-        assert!(lines.contains(
-            "accounts.google.com:aud  is compared with the token's azp = \"104857600000000000001\""
-        ));
-        assert!(lines.contains(
-            "accounts.google.com:oaud is compared with the token's aud = \"https://sts.example/aud\""
-        ));
-        assert!(lines.contains("accounts.google.com:sub  is compared with the token's sub"));
-        assert!(lines.lines().all(|l| l.starts_with("  ")));
     }
 }

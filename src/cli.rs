@@ -16,27 +16,27 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::cache::{self, Cache, CacheKey, CachedCredentials, Lookup};
+use crate::cache::{self, Cache, CacheKey, Lookup};
 use crate::clients::metadata::{self, MetadataClient, MetadataError};
-use crate::exchange::{self, Backoff, ExchangeError, ExchangeRequest, Exchanger, TokenSource};
-use crate::provider::{self, Environment, ProcessEnvironment};
+use crate::clients::settings::{self, Environment, ProcessEnvironment, Service};
+use crate::exchange::{
+    self, ExchangeError, ExchangeParams, ExchangeRequest, Exchanger, TokenSource,
+};
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::session_name;
 use crate::validate;
 
 /// Name of the binary, as users type it.
 pub const BINARY: &str = "terraform-provider-gcpfed";
 /// The sub-command's name.
 pub const CREDENTIAL_PROCESS: &str = "credential-process";
-/// Region used when neither `--region` nor the environment names one.
-pub const DEFAULT_REGION: &str = "us-east-1";
+/// Region used when neither `--region` nor the environment names one (no profile is read).
+pub const DEFAULT_REGION: &str = settings::FALLBACK_REGION;
 /// Session duration when `--duration-seconds` is not given (as the data source).
-pub const DEFAULT_DURATION: i32 = 3600;
+pub const DEFAULT_DURATION: i32 = validate::SESSION_DURATION_DEFAULT as i32;
 /// How long an invocation waits for another one's exchange of the same key before it goes
 /// ahead with its own (longer than a slow exchange with all its retries).
 pub const LOCK_WAIT: Duration = Duration::from_secs(90);
-/// STS accepts at most 10 managed session policies.
-const POLICY_ARNS_MAX: usize = 10;
 
 /// terraform-provider-gcpfed: a Terraform / OpenTofu provider that lets Google Cloud
 /// service accounts reach AWS through STS web-identity federation, with no stored AWS keys.
@@ -83,7 +83,8 @@ pub struct CredentialProcessArgs {
 
     /// Session duration in seconds, 900 to 43200 (at most the role's maximum).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_DURATION,
-          value_parser = clap::value_parser!(i32).range(900..=43200))]
+          value_parser = clap::value_parser!(i32)
+              .range(validate::SESSION_DURATION_MIN..=validate::SESSION_DURATION_MAX))]
     pub duration_seconds: i32,
 
     /// AWS region whose STS endpoint is called [env: AWS_REGION, AWS_DEFAULT_REGION; default:
@@ -114,8 +115,8 @@ pub struct CredentialProcessArgs {
     pub policy_arns: Vec<String>,
 
     /// Retry budget for throttling and transient faults of STS and the metadata server.
-    #[arg(long, value_name = "N", default_value_t = provider::DEFAULT_MAX_RETRIES,
-          value_parser = clap::value_parser!(u32).range(0..=100))]
+    #[arg(long, value_name = "N", default_value_t = settings::DEFAULT_MAX_RETRIES,
+          value_parser = clap::value_parser!(u32).range(0..=settings::MAX_RETRIES_MAX))]
     pub max_retries: u32,
 
     /// Cache directory [default: $XDG_CACHE_HOME/gcpfed, else ~/.cache/gcpfed].
@@ -322,49 +323,35 @@ impl CliError {
 /// `credential-process`'s arguments with their environment fallbacks applied and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    pub role_arn: String,
-    pub audience: String,
-    pub service_account: String,
-    pub session_name: Option<String>,
-    pub duration_seconds: i32,
+    /// What to ask STS for; the policy ARNs sorted and deduplicated.
+    pub params: ExchangeParams,
     pub region: String,
     pub sts_endpoint: Option<String>,
     pub metadata_host: String,
     pub token_file: Option<PathBuf>,
-    pub policy: Option<String>,
-    pub policy_arns: Vec<String>,
     pub max_retries: u32,
     /// `None` with `--no-cache`, or when no directory can be found (no HOME).
     pub cache_dir: Option<PathBuf>,
 }
 
 impl Resolved {
+    /// The cache entry these arguments share with every invocation that would get
+    /// interchangeable credentials (the region does not count: STS's answer is global).
     pub fn cache_key(&self) -> CacheKey {
         let token_source = match &self.token_file {
-            Some(path) => format!("file {}", absolute(path).display()),
+            // The same file named from another directory is the same identity; a path that
+            // cannot be made absolute (no current directory) is keyed as given.
+            Some(path) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                format!("file {}", path.display())
+            }
             None => format!("metadata {}", self.metadata_host),
         };
         CacheKey {
-            role_arn: self.role_arn.clone(),
-            audience: self.audience.clone(),
-            service_account: self.service_account.clone(),
-            session_name: self.session_name.clone(),
-            duration_seconds: Some(self.duration_seconds),
-            policy: self.policy.clone(),
-            policy_arns: self.policy_arns.clone(),
+            params: self.params.clone(),
             token_source,
             sts_endpoint: self.sts_endpoint.clone(),
         }
-    }
-}
-
-fn absolute(path: &std::path::Path) -> PathBuf {
-    if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(path))
-            .unwrap_or_else(|_| path.to_owned())
     }
 }
 
@@ -375,69 +362,49 @@ pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Re
     if let Err(e) = validate::role_arn(&args.role_arn) {
         return invalid(format!("--role-arn: {}", e.detail));
     }
-    if args.audience.trim().is_empty() {
-        return invalid(
-            "--audience is empty: give the audience of the role's trust policy \
-             (accounts.google.com:oaud, gcpfed_role's `audience`)."
-                .into(),
-        );
-    }
+    // These rules name the flag themselves.
     let sa = &args.service_account;
-    if sa.is_empty() || sa.contains('/') || (sa != "default" && !sa.contains('@')) {
-        return invalid(format!(
-            "--service-account {sa:?}: the metadata server knows \"default\" (the account attached \
-             to this VM, node pool or Cloud Run service) or a service account's email."
-        ));
-    }
-    if let Some(name) = &args.session_name {
-        if let Err(e) = session_name::validate(name) {
-            return invalid(format!(
-                "--session-name {name:?} {e}. STS requires 2–64 characters matching [\\w+=,.@-]; \
-                 leave it out to use the token's subject."
-            ));
-        }
+    let named = [
+        validate::requested_audience("--audience", &args.audience),
+        validate::service_account("--service-account", sa),
+        args.session_name.as_deref().map_or(Ok(()), |name| {
+            validate::session_name("--session-name", name)
+        }),
+    ];
+    if let Some(Err(e)) = named.into_iter().find(Result::is_err) {
+        return invalid(e.detail);
     }
     if let Some(policy) = &args.policy {
         if let Err(e) = validate::policy_document(policy) {
             return invalid(format!("--policy: {}", e.detail));
         }
     }
-    if args.policy_arns.len() > POLICY_ARNS_MAX {
-        return invalid(format!(
-            "--policy-arn is given {} times; STS accepts at most {POLICY_ARNS_MAX} session policy ARNs.",
-            args.policy_arns.len()
-        ));
+    if let Err(e) = validate::policy_arn_count("--policy-arn", args.policy_arns.len()) {
+        return invalid(e.detail);
     }
     for arn in &args.policy_arns {
         if let Err(e) = validate::policy_arn(arn) {
             return invalid(format!("--policy-arn: {}", e.detail));
         }
     }
-    let given = |flag: &Option<String>| flag.clone().filter(|v| !v.is_empty());
-    let region = given(&args.region)
-        .or_else(|| env.var("AWS_REGION"))
-        .or_else(|| env.var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-    if !provider::is_region_name(&region) {
+    let region =
+        settings::region(args.region.as_deref(), env).unwrap_or_else(|| DEFAULT_REGION.to_owned());
+    if !validate::is_region_name(&region) {
         return invalid(format!(
             "the region {region:?} (--region, AWS_REGION or AWS_DEFAULT_REGION) is not an AWS \
              region name such as \"us-east-1\"."
         ));
     }
-    let sts_endpoint = given(&args.sts_endpoint)
-        .or_else(|| env.var("AWS_ENDPOINT_URL_STS"))
-        .or_else(|| env.var("AWS_ENDPOINT_URL"));
+    let sts_endpoint = settings::endpoint(Service::Sts, args.sts_endpoint.as_deref(), env);
     if let Some(url) = &sts_endpoint {
-        if let Err(reason) = provider::check_endpoint_url(url) {
+        if let Err(reason) = validate::endpoint_url(url) {
             return invalid(format!(
                 "the STS endpoint (--sts-endpoint, AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL) must \
                  be an absolute http:// or https:// URL; {reason}."
             ));
         }
     }
-    let metadata_host = given(&args.metadata_host)
-        .or_else(|| env.var("GCE_METADATA_HOST"))
-        .unwrap_or_else(|| metadata::DEFAULT_HOST.to_owned());
+    let metadata_host = settings::metadata_host(args.metadata_host.as_deref(), env);
     let mut policy_arns = args.policy_arns.clone();
     policy_arns.sort();
     policy_arns.dedup();
@@ -452,17 +419,19 @@ pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Re
         })
     };
     Ok(Resolved {
-        role_arn: args.role_arn.clone(),
-        audience: args.audience.clone(),
-        service_account: sa.clone(),
-        session_name: args.session_name.clone(),
-        duration_seconds: args.duration_seconds,
+        params: ExchangeParams {
+            role_arn: args.role_arn.clone(),
+            audience: args.audience.clone(),
+            service_account: sa.clone(),
+            session_name: args.session_name.clone(),
+            duration_seconds: Some(args.duration_seconds),
+            policy: args.policy.clone(),
+            policy_arns,
+        },
         region,
         sts_endpoint,
         metadata_host,
         token_file: args.web_identity_token_file.clone(),
-        policy: args.policy.clone(),
-        policy_arns,
         max_retries: args.max_retries,
         cache_dir,
     })
@@ -494,8 +463,8 @@ pub fn credential_process(
     };
 
     if let Some(cache) = &cache {
-        if let Lookup::Fresh(creds) = cache.load(&key, cache::now_epoch()) {
-            return Ok(creds.credential_process_json());
+        if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
+            return Ok(document.to_json());
         }
     }
     // Held until this function returns, i.e. until the new entry is in place.
@@ -514,20 +483,20 @@ pub fn credential_process(
                 }
             };
             // Whoever held the lock before us may have just written a fresh entry.
-            if let Lookup::Fresh(creds) = cache.load(&key, cache::now_epoch()) {
-                return Ok(creds.credential_process_json());
+            if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
+                return Ok(document.to_json());
             }
             guard
         }
     };
 
-    let creds = CachedCredentials::from(&exchange_once(&resolved)?);
+    let document = exchange_once(&resolved)?.credential_process();
     if let Some(cache) = &cache {
-        if let Err(e) = cache.store(&key, &creds) {
+        if let Err(e) = cache.store(&key, &document) {
             warn(&format!("the credentials were not cached: {e}"));
         }
     }
-    Ok(creds.credential_process_json())
+    Ok(document.to_json())
 }
 
 /// One metadata → STS exchange, on a runtime built for it.
@@ -554,7 +523,7 @@ fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError>
         .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async {
-        let backoff = Backoff::new(resolved.max_retries);
+        let backoff = RetryPolicy::new(resolved.max_retries);
         let token = match token {
             Some(token) => TokenSource::Given(token),
             None => TokenSource::Metadata(
@@ -565,13 +534,7 @@ fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError>
         let sts =
             exchange::unsigned_sts_client(None, &resolved.region, resolved.sts_endpoint.as_deref());
         let request = ExchangeRequest {
-            role_arn: resolved.role_arn.clone(),
-            audience: resolved.audience.clone(),
-            service_account: resolved.service_account.clone(),
-            session_name: resolved.session_name.clone(),
-            duration_seconds: Some(resolved.duration_seconds),
-            policy: resolved.policy.clone(),
-            policy_arns: resolved.policy_arns.clone(),
+            params: resolved.params.clone(),
             token,
         };
         Ok(Exchanger::new(sts, None, backoff).exchange(request).await?)
@@ -581,6 +544,7 @@ fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::CredentialProcessDocument;
     use std::collections::HashMap;
 
     fn parse(extra: &[&str]) -> Result<CredentialProcessArgs, clap::Error> {
@@ -601,10 +565,7 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        settings::test_environment(pairs)
     }
 
     #[test]
@@ -620,8 +581,8 @@ mod tests {
         assert_eq!(r.sts_endpoint.as_deref(), Some("http://all.example"));
         assert_eq!(r.metadata_host, "10.0.0.1:80");
         assert_eq!(r.cache_dir, Some(PathBuf::from("/home/u/.cache/gcpfed")));
-        assert_eq!(r.duration_seconds, DEFAULT_DURATION);
-        assert_eq!(r.service_account, "default");
+        assert_eq!(r.params.duration_seconds, Some(DEFAULT_DURATION));
+        assert_eq!(r.params.service_account, "default");
 
         let e2 = env(&[
             ("AWS_REGION", "ap-south-1"),
@@ -711,6 +672,36 @@ mod tests {
     }
 
     #[test]
+    fn an_audience_with_surrounding_whitespace_is_refused_like_the_roles() {
+        for (audience, says) in [
+            (" aws-ci", "starts or ends with whitespace"),
+            ("aws-ci\n", "starts or ends with whitespace"),
+            ("", "is empty"),
+        ] {
+            let argv = [
+                BINARY,
+                CREDENTIAL_PROCESS,
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/ci",
+                "--audience",
+                audience,
+            ];
+            let args = match Cli::try_parse_from(argv).unwrap().command {
+                Some(Command::CredentialProcess(a)) => a,
+                None => unreachable!(),
+            };
+            let err = resolve(&args, &HashMap::new()).unwrap_err();
+            assert_eq!(err.summary(), "Invalid argument");
+            let text = err.to_string();
+            assert!(
+                text.contains("--audience") && text.contains(says),
+                "{audience:?}: {text}"
+            );
+            assert!(text.contains("gcpfed_role.x.audience"), "{text}");
+        }
+    }
+
+    #[test]
     fn the_cache_key_holds_every_part_of_the_contract() {
         let e = env(&[("HOME", "/h")]);
         let base = resolve(&parse(&[]).unwrap(), &e).unwrap().cache_key();
@@ -766,20 +757,20 @@ mod tests {
         let none = HashMap::new();
         let key = resolve(&args, &none).unwrap().cache_key();
         let exp = cache::now_epoch() + 3600;
-        let creds = CachedCredentials {
-            access_key_id: "ASIACACHED".into(),
-            secret_access_key: Secret::new("s3cr3t"),
-            session_token: Secret::new("t0k3n"),
-            expiration: time::OffsetDateTime::from_unix_timestamp(exp)
-                .unwrap()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap(),
-            expiration_epoch: exp,
-        };
+        let expiration = time::OffsetDateTime::from_unix_timestamp(exp)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let creds = CredentialProcessDocument::new(
+            "ASIACACHED",
+            Secret::new("s3cr3t"),
+            Secret::new("t0k3n"),
+            &expiration,
+        );
         Cache::open(&dir).unwrap().store(&key, &creds).unwrap();
         let mut warnings = Vec::new();
         let json = credential_process(&args, &none, &mut |w| warnings.push(w.to_owned())).unwrap();
-        assert_eq!(json, creds.credential_process_json());
+        assert_eq!(json, creds.to_json());
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 

@@ -1,51 +1,21 @@
-//! Owns the STS role-session-name rules: `[\w+=,.@-]{2,64}` (ASCII word characters).
+//! Owns the role session name to use: `[\w+=,.@-]{2,64}` (ASCII word characters), the rule
+//! [`crate::validate::check_session_name`] holds.
 //!
 //! An explicit `session_name` is the user's choice: if it breaks the rule it is a validation
 //! error, never silently rewritten. A derived one (the token's `sub` by default) is made to fit.
 
 use crate::claims::Claims;
 
-pub const MIN_LEN: usize = 2;
-pub const MAX_LEN: usize = 64;
+pub use crate::validate::SessionNameError;
+// The rule itself (characters, lengths, the check of an explicit name) lives in
+// crate::validate, with every other input rule; this module fits derived names to it.
+use crate::validate::{
+    check_session_name as validate, is_iam_name_char as is_allowed_char,
+    SESSION_NAME_MAX as MAX_LEN, SESSION_NAME_MIN as MIN_LEN,
+};
+
 /// Used when nothing usable can be derived from the token.
 pub const FALLBACK: &str = "gcpfed";
-
-pub fn is_allowed_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionNameError {
-    #[error("must be at least {MIN_LEN} characters long, got {0}")]
-    TooShort(usize),
-    #[error("must be at most {MAX_LEN} characters long, got {0}")]
-    TooLong(usize),
-    #[error("may contain only letters, digits and _+=,.@- (found {found})")]
-    BadCharacters { found: String },
-}
-
-/// Checks a session name given explicitly by the user.
-pub fn validate(name: &str) -> Result<(), SessionNameError> {
-    let mut bad: Vec<char> = name.chars().filter(|c| !is_allowed_char(*c)).collect();
-    if !bad.is_empty() {
-        bad.dedup();
-        let found = bad
-            .iter()
-            .take(10)
-            .map(|c| format!("{c:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(SessionNameError::BadCharacters { found });
-    }
-    let len = name.chars().count();
-    if len < MIN_LEN {
-        return Err(SessionNameError::TooShort(len));
-    }
-    if len > MAX_LEN {
-        return Err(SessionNameError::TooLong(len));
-    }
-    Ok(())
-}
 
 /// Makes any string fit the rule: disallowed characters become `_`, the result is cut to 64
 /// characters and padded with `_` to 2; an empty source gives [`FALLBACK`].
@@ -84,29 +54,9 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn explicit_names_are_checked_not_rewritten() {
-        assert_eq!(validate("ci-run_42@gcp.example,a=b+c"), Ok(()));
-        assert_eq!(validate("ab"), Ok(()));
-        assert_eq!(validate(&"x".repeat(64)), Ok(()));
-        assert_eq!(validate("a"), Err(SessionNameError::TooShort(1)));
-        assert_eq!(validate(""), Err(SessionNameError::TooShort(0)));
-        assert_eq!(
-            validate(&"x".repeat(65)),
-            Err(SessionNameError::TooLong(65))
-        );
-        let e = validate("my session/1").unwrap_err();
-        assert_eq!(
-            e,
-            SessionNameError::BadCharacters {
-                found: "' ', '/'".into()
-            }
-        );
-        assert!(e.to_string().contains("_+=,.@-"));
-        // \w in the AWS pattern is ASCII only
-        assert!(matches!(
-            validate("café"),
-            Err(SessionNameError::BadCharacters { .. })
-        ));
+    fn an_explicit_name_is_checked_not_rewritten() {
+        // The rule itself is crate::validate::check_session_name's, and tested there.
+        assert_eq!(choose(Some("ci-run_42"), None).unwrap(), "ci-run_42");
         assert_eq!(
             choose(Some("bad name"), None),
             Err(SessionNameError::BadCharacters {

@@ -20,7 +20,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::bed::{
@@ -33,19 +32,15 @@ use support::tf::{for_each_engine, resource_values_in, Workdir, REQUIRED_PROVIDE
 const DS: &str = "data.gcpfed_credentials.c";
 const AUDIENCE: &str = "sts.amazonaws.com/gcpfedacc-credentials";
 
-fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("string as JSON")
-}
-
 /// The provider block for the bed; `metadata_host` None leaves the argument out; `extra` lines
 /// go inside the block.
 fn provider(bed: &TestBed, metadata_host: Option<&str>, extra: &str) -> String {
     let metadata = metadata_host
-        .map(|h| format!("  metadata_host = {}\n", q(h)))
+        .map(|h| format!("  metadata_host = {}\n", support::q(h)))
         .unwrap_or_default();
     format!(
         "provider \"gcpfed\" {{\n  region     = \"{REGION}\"\n  access_key = \"testing\"\n  secret_key = \"testing\"\n{metadata}{extra}  endpoints {{\n    iam = {aws}\n    sts = {aws}\n  }}\n}}\n",
-        aws = q(&bed.aws_endpoint)
+        aws = support::q(&bed.aws_endpoint)
     )
 }
 
@@ -64,8 +59,8 @@ fn config_with(provider_block: &str, args: &str) -> String {
 fn args(role_arn: &str, audience: &str, more: &str) -> String {
     format!(
         "  role_arn = {}\n  audience = {}\n{more}",
-        q(role_arn),
-        q(audience)
+        support::q(role_arn),
+        support::q(audience)
     )
 }
 
@@ -169,13 +164,6 @@ impl Identity {
 
 fn file_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
 }
 
 /// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SSZ` (asserting exactly that shape).
@@ -293,7 +281,7 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         assert_eq!(s(&v, "session_name"), subject);
         assert_eq!(v["duration_seconds"], Value::from(3600));
         let expires = parse_utc(s(&v, "expiration"));
-        let left = expires - now();
+        let left = expires - support::now();
         assert!(
             (3300..=3700).contains(&left),
             "[{engine}] expiration {} is {left} s away",
@@ -371,7 +359,10 @@ fn credentials_work_and_no_secret_or_token_leaks() {
         let session = "  session_name = \"deploy@ci.run-42\"\n  duration_seconds = 900\n";
         let (more, subject2, email2) = match acc.bed() {
             Some(_) => (
-                format!("  service_account = {}\n{session}", q(DEPLOYER_EMAIL)),
+                format!(
+                    "  service_account = {}\n{session}",
+                    support::q(DEPLOYER_EMAIL)
+                ),
                 DEPLOYER_ID,
                 Some(DEPLOYER_EMAIL),
             ),
@@ -385,7 +376,7 @@ fn credentials_work_and_no_secret_or_token_leaks() {
             assert_eq!(s(&v, "email"), email);
         }
         assert_eq!(s(&v, "session_name"), "deploy@ci.run-42");
-        let left = parse_utc(s(&v, "expiration")) - now();
+        let left = parse_utc(s(&v, "expiration")) - support::now();
         assert!((800..=1000).contains(&left), "[{engine}] {left}");
         assert_eq!(
             caller_arn(
@@ -515,7 +506,7 @@ fn denials_print_the_claims_and_name_the_mismatched_key() {
                 &args(
                     &arn,
                     AUDIENCE,
-                    &format!("  service_account = {}\n", q(OUTSIDER_EMAIL)),
+                    &format!("  service_account = {}\n", support::q(OUTSIDER_EMAIL)),
                 ),
             ),
             &env(),
@@ -693,6 +684,10 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
             ),
             &env(),
         );
+        // The message counts the attempts and names the per-attempt timeout; how long the run
+        // takes is `make bench`'s concern. The emulator serves each request on its own thread
+        // and the two delays are used up by these two attempts, so the next engine's plans
+        // are answered at once while the delayed answers still sleep.
         bed.metadata_delay(8000, 2);
         let run = wd.plan();
         run.fails().assert_contains(&[
@@ -700,13 +695,6 @@ fn unreachable_or_slow_metadata_servers_get_a_clear_error() {
             "no answer within the 5 s timeout after 2 attempt(s)",
             "metadata_host",
         ]);
-        assert!(
-            run.elapsed >= Duration::from_secs(10) && run.elapsed < Duration::from_secs(25),
-            "[{engine}] took {:?}",
-            run.elapsed
-        );
-        // Let the emulator's delayed answers finish before the next engine.
-        std::thread::sleep(Duration::from_secs(3));
     });
 }
 
@@ -795,8 +783,8 @@ fn quickstart_role_credentials_and_an_aliased_provider() {
     for_each_engine(|engine| {
         let name = acc.unique_name("quick");
         let via_alias = acc.unique_name("quick-alias");
-        let aws = q(&bed.aws_endpoint);
-        let metadata = q(&bed.metadata_host);
+        let aws = support::q(&bed.aws_endpoint);
+        let metadata = support::q(&bed.metadata_host);
         let main_tf = format!(
             r#"{REQUIRED_PROVIDERS}
 {provider}
@@ -832,10 +820,10 @@ resource "gcpfed_role" "made_with_assumed_credentials" {{
 }}
 "#,
             provider = provider(bed, Some(&bed.metadata_host), ""),
-            name = q(&name),
-            via_alias = q(&via_alias),
-            aud = q(AUDIENCE),
-            id = q(RUNNER_ID),
+            name = support::q(&name),
+            via_alias = support::q(&via_alias),
+            aud = support::q(AUDIENCE),
+            id = support::q(RUNNER_ID),
         );
         let wd = Workdir::new(engine, &main_tf, &env());
         bed.clear_calls();

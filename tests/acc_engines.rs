@@ -17,7 +17,6 @@
 
 mod support;
 
-use percent_encoding::percent_decode_str;
 use serde_json::Value;
 use support::bed::{block_on, TestBed, ACCOUNT_ID, REGION, RUNNER_EMAIL, RUNNER_ID};
 use support::target::{announce, Acc};
@@ -72,24 +71,10 @@ fn role_in_iam(acc: &Acc, name: &str) -> Option<aws_sdk_iam::types::Role> {
     }
 }
 
-/// A JSON document as IAM returns it (URL-encoded), parsed.
-fn iam_json(doc: &str) -> Value {
-    let text = percent_decode_str(doc).decode_utf8_lossy();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("IAM document is not JSON ({e}): {text}"))
-}
-
 /// Creates, outside Terraform, a role the runner account may assume (for the exchange);
 /// returns its ARN.
 fn exchange_role(acc: &Acc, name: &str) -> String {
-    let out = block_on(
-        acc.iam()
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST_RUNNER)
-            .send(),
-    )
-    .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
-    out.role().expect("role").arn().to_owned()
+    support::iam::create_role(&acc.iam(), name, TRUST_RUNNER, None)
 }
 
 fn string_at<'a>(doc: &'a Value, key: &str) -> &'a str {
@@ -210,7 +195,7 @@ resource "gcpfed_role" "r" {{
         let role = role_in_iam(&acc, &name)
             .unwrap_or_else(|| panic!("[{engine}] apply left no role {name} in IAM"));
         assert_eq!(
-            iam_json(role.assume_role_policy_document().unwrap_or_default()),
+            support::iam::document(role.assume_role_policy_document().unwrap_or_default()),
             serde_json::from_str::<Value>(TRUST_RUNNER_DEPLOYER).unwrap(),
             "[{engine}] trust policy in IAM"
         );
@@ -378,7 +363,7 @@ resource "gcpfed_role" "made" {{
         let role = role_in_iam(&acc, &made)
             .unwrap_or_else(|| panic!("[{engine}] apply left no role {made} in IAM"));
         assert_eq!(
-            iam_json(role.assume_role_policy_document().unwrap_or_default()),
+            support::iam::document(role.assume_role_policy_document().unwrap_or_default()),
             serde_json::from_str::<Value>(TRUST_RUNNER).unwrap(),
             "[{engine}] trust policy in IAM"
         );

@@ -20,7 +20,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
 use serde_json::Value;
@@ -83,30 +82,6 @@ fn example_dirs() -> Vec<String> {
         .collect();
     rel.sort();
     rel
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
-    {
-        let entry = entry.expect("directory entry");
-        let name = entry.file_name();
-        let lossy = name.to_string_lossy();
-        if name == ".terraform"
-            || lossy.starts_with("terraform.tfstate")
-            || lossy == ".terraform.lock.hcl"
-        {
-            continue;
-        }
-        let kind = entry.file_type().expect("file type");
-        let target = to.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
-        }
-    }
 }
 
 /// All `.tf` files of one folder (not its subfolders), concatenated.
@@ -191,7 +166,7 @@ fn workdir_with_examples(engine: Engine, env: &[(String, String)]) -> Workdir {
         "# The configurations under test are in examples/; commands run there with -chdir.\n",
         env,
     );
-    copy_tree(&examples_root(), &wd.path().join("examples"));
+    support::copy_tree(&examples_root(), &wd.path().join("examples"));
     wd
 }
 
@@ -357,13 +332,6 @@ fn role_names(bed: &TestBed) -> Vec<String> {
         .iter()
         .map(|r| r.role_name().to_owned())
         .collect()
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
 }
 
 /// Runs the `credential_process` command line of a profile (`credential_process = ...`) with
@@ -635,7 +603,7 @@ fn data_source_legacy_scenario_applies_under_every_engine() {
         let expires = DateTime::from_str(expiration, DateTimeFormat::DateTime)
             .unwrap_or_else(|e| panic!("[{engine}] expiration {expiration:?} is not RFC 3339: {e}"))
             .secs();
-        let left = expires - now_secs();
+        let left = expires - support::now();
         assert!(
             (600..=960).contains(&left) && expiration.ends_with('Z'),
             "[{engine}] the credentials (duration_seconds = 900) expire in {left} s ({expiration})"

@@ -37,25 +37,10 @@ const CREDENTIAL_VARIABLES: [&str; 9] = [
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
 ];
 
-fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("string as JSON")
-}
-
-/// Creates the role the provider assumes (trusting the bed's default runner); returns its ARN.
+/// Creates the role the provider assumes (trusting the bed's default runner, its trust policy
+/// written out by hand); returns its ARN.
 fn create_bootstrap_role(bed: &TestBed, name: &str) -> String {
-    let policy = gcpfed::trust_policy::TrustInputs::new(BOOTSTRAP_AUDIENCE, [RUNNER_ID])
-        .expect("trust inputs")
-        .render();
-    let out = block_on(
-        bed.iam()
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(policy)
-            .max_session_duration(3600)
-            .send(),
-    )
-    .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
-    out.role().expect("role").arn().to_owned()
+    support::iam::create_trusted_role(&bed.iam(), name, BOOTSTRAP_AUDIENCE, &[RUNNER_ID])
 }
 
 /// A configuration whose provider has no key, only `assume_role_with_gcp_identity`.
@@ -81,13 +66,13 @@ resource "gcpfed_role" "app" {{
   service_account_unique_ids = [{deployer}]
 }}
 "#,
-        metadata = q(&bed.metadata_host),
-        aws = q(&bed.aws_endpoint),
-        role_arn = q(bootstrap_arn),
-        audience = q(audience),
-        name = q(role_name),
-        app_audience = q(APP_AUDIENCE),
-        deployer = q(DEPLOYER_ID),
+        metadata = support::q(&bed.metadata_host),
+        aws = support::q(&bed.aws_endpoint),
+        role_arn = support::q(bootstrap_arn),
+        audience = support::q(audience),
+        name = support::q(role_name),
+        app_audience = support::q(APP_AUDIENCE),
+        deployer = support::q(DEPLOYER_ID),
     )
 }
 

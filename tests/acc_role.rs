@@ -16,7 +16,6 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 use support::bed::{
     block_on, TestBed, TokenSpec, ACCOUNT_ID, DEPLOYER_EMAIL, DEPLOYER_ID, NOT_AUTHORIZED,
@@ -59,12 +58,8 @@ struct Role {
     tags: Vec<(String, String)>,
 }
 
-fn q(s: &str) -> String {
-    serde_json::to_string(s).expect("string as JSON")
-}
-
 fn strings(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| q(s)).collect();
+    let quoted: Vec<String> = items.iter().map(|s| support::q(s)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -93,15 +88,15 @@ impl Role {
     fn hcl(&self) -> String {
         let mut s = format!(
             "resource \"gcpfed_role\" \"r\" {{\n  name = {}\n",
-            q(&self.name)
+            support::q(&self.name)
         );
         if let Some(p) = &self.path {
-            s += &format!("  path = {}\n", q(p));
+            s += &format!("  path = {}\n", support::q(p));
         }
         if let Some(d) = &self.description {
-            s += &format!("  description = {}\n", q(d));
+            s += &format!("  description = {}\n", support::q(d));
         }
-        s += &format!("  audience = {}\n", q(&self.audience));
+        s += &format!("  audience = {}\n", support::q(&self.audience));
         s += &format!("  service_account_unique_ids = {}\n", strings(&self.ids));
         if !self.managed.is_empty() {
             s += &format!("  managed_policy_arns = {}\n", strings(&self.managed));
@@ -109,7 +104,7 @@ impl Role {
         if !self.inline.is_empty() {
             s += "  inline_policies = {\n";
             for (name, doc) in &self.inline {
-                s += &format!("    {} = {doc}\n", q(name));
+                s += &format!("    {} = {doc}\n", support::q(name));
             }
             s += "  }\n";
         }
@@ -117,12 +112,12 @@ impl Role {
             s += &format!("  max_session_duration = {m}\n");
         }
         if let Some(b) = &self.boundary {
-            s += &format!("  permissions_boundary = {}\n", q(b));
+            s += &format!("  permissions_boundary = {}\n", support::q(b));
         }
         if !self.tags.is_empty() {
             s += "  tags = {\n";
             for (k, v) in &self.tags {
-                s += &format!("    {} = {}\n", q(k), q(v));
+                s += &format!("    {} = {}\n", support::q(k), support::q(v));
             }
             s += "  }\n";
         }
@@ -143,33 +138,7 @@ fn the_bed(acc: &Acc) -> &TestBed {
     acc.bed().expect("Acc::local_only gives the local bed")
 }
 
-/// The trust policy exactly as INTERFACE.md shows it, written out here rather than computed
-/// by the provider's own code.
-fn expected_trust(audience: &str, ids: &[&str]) -> String {
-    let mut ids: Vec<&str> = ids.to_vec();
-    ids.sort();
-    let ids = if ids.len() == 1 {
-        format!("\"{}\"", ids[0])
-    } else {
-        format!(
-            "[{}]",
-            ids.iter()
-                .map(|i| format!("\"{i}\""))
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    };
-    format!(
-        "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Effect\":\"Allow\",\"Principal\":{{\"Federated\":\"accounts.google.com\"}},\"Action\":\"sts:AssumeRoleWithWebIdentity\",\"Condition\":{{\"StringEquals\":{{\"accounts.google.com:aud\":{ids},\"accounts.google.com:oaud\":\"{audience}\",\"accounts.google.com:sub\":{ids}}}}}}}]}}"
-    )
-}
-
 // ---------- IAM, read and changed out of band (the bed: directly on moto, unrecorded) ----------
-
-fn decode(doc: &str) -> Value {
-    let text = percent_decode_str(doc).decode_utf8_lossy();
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("IAM document is not JSON ({e}): {text}"))
-}
 
 /// What IAM holds for a role, documents decoded to JSON values.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,12 +193,14 @@ fn in_iam(acc: &Acc, name: &str) -> Option<InIam> {
                 .send()
                 .await
                 .expect("GetRolePolicy");
-            inline.insert(policy, decode(&out.policy_document));
+            inline.insert(policy, support::iam::document(&out.policy_document));
         }
         Some(InIam {
             path: role.path.clone(),
             role_id: role.role_id.clone(),
-            trust: decode(role.assume_role_policy_document.as_deref().unwrap_or("")),
+            trust: support::iam::document(
+                role.assume_role_policy_document.as_deref().unwrap_or(""),
+            ),
             description: role.description.clone().filter(|d| !d.is_empty()),
             max: role.max_session_duration,
             boundary: role
@@ -312,7 +283,8 @@ fn assert_iam_matches(acc: &Acc, role: &Role, engine: Engine) {
     let got = in_iam(acc, &role.name)
         .unwrap_or_else(|| panic!("[{engine}] role {} is not in IAM", role.name));
     let ids: Vec<&str> = role.ids.iter().map(String::as_str).collect();
-    let trust: Value = serde_json::from_str(&expected_trust(&role.audience, &ids)).unwrap();
+    let trust: Value =
+        serde_json::from_str(&support::trust_policy_by_hand(&role.audience, &ids)).unwrap();
     assert_eq!(got.trust, trust, "[{engine}] trust policy in IAM");
     assert_eq!(
         got.path,
@@ -427,7 +399,7 @@ fn assert_state_matches(v: &Value, role: &Role, engine: Engine, account: &str) {
     let ids: Vec<&str> = role.ids.iter().map(String::as_str).collect();
     assert_eq!(
         v["trust_policy"],
-        json!(expected_trust(&role.audience, &ids)),
+        json!(support::trust_policy_by_hand(&role.audience, &ids)),
         "[{engine}] trust_policy"
     );
 }
@@ -478,7 +450,10 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         let planned = resource_values_in(&plan["planned_values"], ADDR).expect("planned values");
         assert_eq!(
             planned["trust_policy"],
-            json!(expected_trust(AUDIENCE, &[RUNNER_ID, DEPLOYER_ID])),
+            json!(support::trust_policy_by_hand(
+                AUDIENCE,
+                &[RUNNER_ID, DEPLOYER_ID]
+            )),
             "[{engine}] trust policy known at plan time"
         );
         wd.apply().ok();
@@ -495,7 +470,7 @@ fn role_lifecycle_create_import_update_replace_destroy() {
         let with_block = format!(
             "{}\nimport {{\n  to = {ADDR}\n  id = {}\n}}\n",
             config(&acc, &role),
-            q(&role.name)
+            support::q(&role.name)
         );
         let block = Workdir::new(engine, &with_block, &acc.env());
         let plan = block.plan_json();
@@ -521,7 +496,7 @@ fn role_lifecycle_create_import_update_replace_destroy() {
                 r#"Principal is {"Service":"ec2.amazonaws.com"}"#,
             ),
             (
-                expected_trust(AUDIENCE, &[RUNNER_ID]).replace(
+                support::trust_policy_by_hand(AUDIENCE, &[RUNNER_ID]).replace(
                     &format!(r#","accounts.google.com:sub":"{RUNNER_ID}""#),
                     "",
                 ),
@@ -529,8 +504,7 @@ fn role_lifecycle_create_import_update_replace_destroy() {
             ),
         ] {
             let foreign = acc.unique_name("foreign");
-            block_on(acc.iam().create_role().role_name(&foreign).assume_role_policy_document(trust).send())
-                .expect("CreateRole out of band");
+            support::iam::create_role(&acc.iam(), &foreign, &trust, None);
             acc.settle();
             refused
                 .import(ADDR, &foreign)
@@ -657,38 +631,9 @@ fn same_trust_respelled(audience: &str, ids: &[&str]) -> String {
 
 /// Deletes a role out of band the way an operator would (policies first).
 fn delete_out_of_band(acc: &Acc, name: &str) {
-    let iam = acc.iam();
-    block_on(async {
-        let attached = iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap();
-        for p in attached.attached_policies.unwrap_or_default() {
-            iam.detach_role_policy()
-                .role_name(name)
-                .policy_arn(p.policy_arn.unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        let inline = iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .unwrap();
-        for p in inline.policy_names {
-            iam.delete_role_policy()
-                .role_name(name)
-                .policy_name(p)
-                .send()
-                .await
-                .unwrap();
-        }
-        iam.delete_role().role_name(name).send().await.unwrap();
-    });
+    let deleted = support::iam::delete_role_fully(&acc.iam(), name)
+        .unwrap_or_else(|e| panic!("deleting {name} out of band: {e}"));
+    assert!(deleted, "{name} was not there to delete");
     acc.settle();
 }
 
@@ -758,7 +703,10 @@ fn role_drift_is_detected_and_repaired() {
                 .unwrap();
             iam.update_assume_role_policy()
                 .role_name(&name)
-                .policy_document(expected_trust("drifted-audience", &[OUTSIDER_ID]))
+                .policy_document(support::trust_policy_by_hand(
+                    "drifted-audience",
+                    &[OUTSIDER_ID],
+                ))
                 .send()
                 .await
                 .unwrap();
@@ -1506,14 +1454,8 @@ fn a_local_acc_is_the_bed_and_owns_every_name_of_the_run() {
     assert!(!acc.owns("someone-elses-role"));
     assert_eq!(acc.federation("t", AUDIENCE).map(|f| f.audience), None);
     // Its IAM is the bed's: a role made through it is seen by the helpers.
-    block_on(
-        acc.iam()
-            .create_role()
-            .role_name(&mine)
-            .assume_role_policy_document(expected_trust(AUDIENCE, &[RUNNER_ID]))
-            .send(),
-    )
-    .expect("CreateRole on the bed");
+    let trust = support::trust_policy_by_hand(AUDIENCE, &[RUNNER_ID]);
+    support::iam::create_role(&acc.iam(), &mine, &trust, None);
     assert_eq!(leftover_roles(&acc), vec![mine.clone()]);
     assert!(in_iam(&acc, &mine).is_some());
 }

@@ -61,15 +61,11 @@ fn role_names(bed: &TestBed) -> Vec<String> {
     names
 }
 
+/// A role with an attached and an inline policy: what the sweep must detach and delete first.
 fn create_role(bed: &TestBed, name: &str) {
     let iam = bed.iam();
+    support::iam::create_role(&iam, name, TRUST, None);
     block_on(async {
-        iam.create_role()
-            .role_name(name)
-            .assume_role_policy_document(TRUST)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create_role {name}: {e:?}"));
         iam.attach_role_policy()
             .role_name(name)
             .policy_arn(MANAGED)

@@ -10,14 +10,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use support::bed::{block_on, TestBed, ACCOUNT_ID, NOT_AUTHORIZED, REGION, RUNNER_ID};
+use support::bed::{TestBed, ACCOUNT_ID, NOT_AUTHORIZED, REGION, RUNNER_ID};
 use support::target::unique_name;
 
 const AUDIENCE: &str = "sts.amazonaws.com/gcpfedacc-cli";
@@ -53,19 +52,9 @@ impl Fixture {
     fn start(label: &str) -> Fixture {
         let bed = TestBed::start();
         let role_name = unique_name(label);
-        let policy = gcpfed::trust_policy::TrustInputs::new(AUDIENCE, [RUNNER_ID])
-            .expect("trust inputs")
-            .render();
-        let out = block_on(
-            bed.iam()
-                .create_role()
-                .role_name(&role_name)
-                .assume_role_policy_document(policy)
-                .max_session_duration(3600)
-                .send(),
-        )
-        .unwrap_or_else(|e| panic!("CreateRole {role_name}: {e:?}"));
-        let role_arn = out.role().expect("role").arn().to_owned();
+        // The trust policy written out by hand, not rendered by the code under test.
+        let role_arn =
+            support::iam::create_trusted_role(&bed.iam(), &role_name, AUDIENCE, &[RUNNER_ID]);
         assert_eq!(
             role_arn,
             format!("arn:aws:iam::{ACCOUNT_ID}:role/{role_name}")
@@ -263,57 +252,26 @@ impl Out {
 
 /// Runs `program` with exactly `env`, stdin closed, killing it after PROCESS_TIMEOUT.
 fn run(program: &Path, args: &[String], env: &BTreeMap<String, String>) -> Out {
-    let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        match child.try_wait().expect("wait") {
-            Some(status) => break status.code(),
-            None if started.elapsed() > PROCESS_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
     let name = program
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let done = support::process::run_with_timeout(
+        Command::new(program).args(args).env_clear().envs(env),
+        PROCESS_TIMEOUT,
+        &program.display().to_string(),
+    );
     Out {
         what: format!("{name} {}", args.first().cloned().unwrap_or_default()),
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-        elapsed: started.elapsed(),
+        status: if done.timed_out {
+            None
+        } else {
+            done.status.code()
+        },
+        stdout: done.stdout,
+        stderr: done.stderr,
+        elapsed: done.elapsed,
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
 }
 
 fn rfc3339(epoch: i64) -> String {
@@ -370,13 +328,18 @@ fn assert_version_1_document(out: &Out) -> Value {
         );
     }
     let expiration = doc["Expiration"].as_str().expect("Expiration");
-    let parsed = gcpfed::cache::parse_expiration(expiration)
-        .unwrap_or_else(|| panic!("Expiration {expiration:?} is not ISO 8601 UTC with Z"));
+    // Parsed here with `time` itself, not with the helper's own parser.
+    let parsed =
+        time::OffsetDateTime::parse(expiration, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .filter(|_| expiration.ends_with('Z'))
+            .unwrap_or_else(|| panic!("Expiration {expiration:?} is not ISO 8601 UTC with Z"))
+            .unix_timestamp();
     assert!(
         expiration.len() == 20 && expiration.as_bytes()[10] == b'T',
         "{expiration:?}"
     );
-    let left = parsed - now();
+    let left = parsed - support::now();
     assert!(
         (3000..=3700).contains(&left),
         "Expiration {expiration} is {left} s away, expected about an hour"
@@ -549,7 +512,7 @@ fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
     };
 
     // Six minutes left: still served from the cache.
-    set_expiration(now() + 360);
+    set_expiration(support::now() + 360);
     let out = fx.helper(&args, &[]);
     out.ok();
     assert_eq!(out.json()["AccessKeyId"], first["AccessKeyId"]);
@@ -560,7 +523,7 @@ fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
     );
 
     // Four minutes left: within the margin, exchanged again and replaced.
-    set_expiration(now() + 240);
+    set_expiration(support::now() + 240);
     let out = fx.helper(&args, &[]);
     out.ok();
     let renewed = assert_version_1_document(&out);
@@ -576,7 +539,7 @@ fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
     assert_eq!(mode(&entry_path), 0o600);
 
     // Already expired: the same.
-    set_expiration(now() - 60);
+    set_expiration(support::now() - 60);
     fx.helper(&args, &[]).ok();
     assert_eq!(fx.exchanges().len(), 3);
 }
@@ -887,31 +850,4 @@ fn off_google_cloud_the_error_names_the_flags_that_fix_it() {
         })
         .unwrap_or(0);
     assert_eq!(entries, 0);
-}
-
-/// Not a pass/fail check: times 50 cache hits of this (debug) binary and prints the figures.
-#[test]
-fn cached_call_timing_is_reported() {
-    let fx = Fixture::start("cli-timing");
-    let args = fx.helper_args(AUDIENCE);
-    fx.helper(&args, &[]).ok();
-    fx.bed.clear_calls();
-    let mut times: Vec<Duration> = (0..50)
-        .map(|_| {
-            let out = fx.helper(&args, &[]);
-            out.ok();
-            out.elapsed
-        })
-        .collect();
-    assert_eq!(fx.exchanges().len(), 0, "a cache hit exchanged");
-    times.sort();
-    let mean = times.iter().sum::<Duration>() / times.len() as u32;
-    support::target::announce(&format!(
-        "credential-process cache hit ({}), 50 runs: min {:.2?}, median {:.2?}, mean {:.2?}, max {:.2?}",
-        if cfg!(debug_assertions) { "debug build" } else { "release build" },
-        times[0],
-        times[25],
-        mean,
-        times[49]
-    ));
 }

@@ -82,29 +82,9 @@ fn scratch_copy() -> tempfile::TempDir {
         .tempdir()
         .expect("temporary directory");
     for folder in ["docs", "examples"] {
-        copy_tree(&support::repo_root().join(folder), &dir.path().join(folder));
+        support::copy_tree(&support::repo_root().join(folder), &dir.path().join(folder));
     }
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
-    {
-        let entry = entry.expect("directory entry");
-        let kind = entry.file_type().expect("file type");
-        let name = entry.file_name();
-        if name == ".terraform" || name.to_string_lossy().starts_with("terraform.tfstate") {
-            continue;
-        }
-        let target = to.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)
-                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
-        }
-    }
 }
 
 /// Replaces the one occurrence of `from` in `root/rel` with `to`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use url::Url;
 
-use crate::exchange::Backoff;
+use crate::retry::{retry, RetryPolicy};
 use crate::secret::Secret;
 
 /// Used when neither the provider argument nor `GCE_METADATA_HOST` names a host.
@@ -128,6 +128,16 @@ impl MetadataError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, MetadataError::Unreachable { .. })
     }
+
+    /// Faults that can pass: 5xx and 429, refused or reset connections, timeouts. A host name
+    /// that does not resolve will not resolve a second later, so DNS failures are final.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MetadataError::ServerError { .. } => true,
+            MetadataError::Unreachable { cause, .. } => *cause != UnreachableCause::Dns,
+            _ => false,
+        }
+    }
 }
 
 /// Client for the metadata server's identity endpoint.
@@ -137,19 +147,13 @@ pub struct MetadataClient {
     host: String,
     base: Url,
     timeout: Duration,
-    backoff: Backoff,
-}
-
-/// Outcome of one attempt: either final, or a fault worth another try.
-enum Attempt {
-    Final(Result<Secret, MetadataError>),
-    Transient(MetadataError),
+    retry: RetryPolicy,
 }
 
 impl MetadataClient {
     /// `host` is `host[:port]` as in `metadata_host` / GCE_METADATA_HOST (an `http://` URL is accepted
-    /// too); `timeout` bounds each attempt; `backoff` bounds the retries.
-    pub fn new(host: &str, timeout: Duration, backoff: Backoff) -> Result<Self, MetadataError> {
+    /// too); `timeout` bounds each attempt; `retry` bounds the retries.
+    pub fn new(host: &str, timeout: Duration, retry: RetryPolicy) -> Result<Self, MetadataError> {
         let host = host.trim();
         let base = Self::base_url(host)?;
         let http = reqwest::Client::builder()
@@ -165,7 +169,7 @@ impl MetadataClient {
             host: host.to_owned(),
             base,
             timeout,
-            backoff,
+            retry,
         })
     }
 
@@ -220,36 +224,26 @@ impl MetadataClient {
         url
     }
 
-    /// Asks for an ID token, retrying transient faults within the backoff budget.
+    /// Asks for an ID token, retrying transient faults within the retry policy.
     pub async fn identity_token(
         &self,
         service_account: &str,
         audience: &str,
     ) -> Result<Secret, MetadataError> {
         let url = self.identity_url(service_account, audience);
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            match self.try_once(&url, service_account, attempt).await {
-                Attempt::Final(result) => return result,
-                Attempt::Transient(err) => {
-                    if attempt > self.backoff.max_retries {
-                        return Err(err);
-                    }
-                    let delay = self.backoff.delay(attempt - 1);
-                    tracing::debug!(
-                        attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        error = %err,
-                        "metadata identity request failed, retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+        retry(self.retry, MetadataError::is_transient, |attempt| {
+            self.try_once(&url, service_account, attempt)
+        })
+        .await
     }
 
-    async fn try_once(&self, url: &Url, service_account: &str, attempt: u32) -> Attempt {
+    /// One request; `attempt` (1 = the first) goes into the errors that count attempts.
+    async fn try_once(
+        &self,
+        url: &Url,
+        service_account: &str,
+        attempt: u32,
+    ) -> Result<Secret, MetadataError> {
         let host = self.host.clone();
         let sent = self
             .http
@@ -259,7 +253,7 @@ impl MetadataClient {
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) => return self.transport_fault(&e, attempt),
+            Err(e) => return Err(self.transport_fault(&e, attempt)),
         };
         let status = response.status();
         let is_google = response
@@ -269,54 +263,52 @@ impl MetadataClient {
             .is_some_and(|v| v.eq_ignore_ascii_case(FLAVOR_VALUE));
         let body = match response.text().await {
             Ok(b) => b,
-            Err(e) => return self.transport_fault(&e, attempt),
+            Err(e) => return Err(self.transport_fault(&e, attempt)),
         };
         if status == StatusCode::OK {
             if !is_google {
-                return Attempt::Final(Err(MetadataError::NotMetadataServer {
+                return Err(MetadataError::NotMetadataServer {
                     host,
                     status: status.as_u16(),
-                }));
+                });
             }
             let token = body.trim();
             if token.is_empty() {
-                return Attempt::Final(Err(MetadataError::EmptyToken { host }));
+                return Err(MetadataError::EmptyToken { host });
             }
-            return Attempt::Final(Ok(Secret::new(token)));
+            return Ok(Secret::new(token));
         }
         // Error bodies are short plain text from the server; they carry no token.
         let excerpt = excerpt(&body);
-        match status {
-            StatusCode::NOT_FOUND if is_google => {
-                Attempt::Final(Err(MetadataError::UnknownServiceAccount {
-                    host,
-                    service_account: service_account.to_owned(),
-                }))
-            }
-            StatusCode::FORBIDDEN => Attempt::Final(Err(MetadataError::Forbidden {
+        Err(match status {
+            StatusCode::NOT_FOUND if is_google => MetadataError::UnknownServiceAccount {
+                host,
+                service_account: service_account.to_owned(),
+            },
+            StatusCode::FORBIDDEN => MetadataError::Forbidden {
                 host,
                 body: excerpt,
-            })),
+            },
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
-                Attempt::Transient(MetadataError::ServerError {
+                MetadataError::ServerError {
                     host,
                     status: s.as_u16(),
                     attempts: attempt,
-                })
+                }
             }
-            s if !is_google => Attempt::Final(Err(MetadataError::NotMetadataServer {
+            s if !is_google => MetadataError::NotMetadataServer {
                 host,
                 status: s.as_u16(),
-            })),
-            s => Attempt::Final(Err(MetadataError::BadRequest {
+            },
+            s => MetadataError::BadRequest {
                 host,
                 status: s.as_u16(),
                 body: excerpt,
-            })),
-        }
+            },
+        })
     }
 
-    fn transport_fault(&self, e: &reqwest::Error, attempt: u32) -> Attempt {
+    fn transport_fault(&self, e: &reqwest::Error, attempt: u32) -> MetadataError {
         let chain = error_chain(e);
         let cause = if e.is_timeout() {
             UnreachableCause::Timeout(self.timeout)
@@ -325,16 +317,11 @@ impl MetadataClient {
         } else {
             UnreachableCause::Connect
         };
-        let err = MetadataError::Unreachable {
+        MetadataError::Unreachable {
             host: self.host.clone(),
-            cause: cause.clone(),
+            cause,
             attempts: attempt,
             detail: chain,
-        };
-        match cause {
-            // A name that does not resolve will not resolve a second later.
-            UnreachableCause::Dns => Attempt::Final(Err(err)),
-            _ => Attempt::Transient(err),
         }
     }
 }
@@ -507,17 +494,9 @@ pub(crate) mod test_server {
 mod tests {
     use super::test_server::{serve, Reply};
     use super::*;
-    use std::time::Instant;
+    use crate::retry::tests::fast;
 
     const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXNlY3JldA";
-
-    fn fast(max_retries: u32) -> Backoff {
-        Backoff {
-            max_retries,
-            base: Duration::from_millis(5),
-            cap: Duration::from_millis(20),
-        }
-    }
 
     fn ok() -> Reply {
         Reply::new(200, TOKEN).header("Metadata-Flavor", "Google")
@@ -695,13 +674,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn slow_server_times_out_within_timeout_times_attempts() {
+    async fn slow_server_times_out_on_every_attempt() {
+        // Each reply would come (with a token) after 5 s: a Timeout error after two requests
+        // proves that every attempt was cut at the 0.3 s timeout rather than waited out.
         let (host, seen) = serve(vec![ok().delayed(Duration::from_secs(5))]).await;
         let timeout = Duration::from_millis(300);
         let c = MetadataClient::new(&host, timeout, fast(1)).unwrap();
-        let started = Instant::now();
         let e = c.identity_token("default", "a").await.unwrap_err();
-        let took = started.elapsed();
         assert!(
             matches!(
                 e,
@@ -713,13 +692,50 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert!(took < Duration::from_millis(2 * 300 + 500), "{took:?}");
         assert!(
             e.to_string()
                 .contains("no answer within the 0.3 s timeout after 2 attempt(s)"),
             "{e}"
         );
         assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_faults_that_can_pass_are_transient() {
+        let unreachable = |cause| MetadataError::Unreachable {
+            host: "h".into(),
+            cause,
+            attempts: 1,
+            detail: String::new(),
+        };
+        assert!(unreachable(UnreachableCause::Connect).is_transient());
+        assert!(unreachable(UnreachableCause::Timeout(DEFAULT_TIMEOUT)).is_transient());
+        // A name that does not resolve now will not resolve a moment later.
+        assert!(!unreachable(UnreachableCause::Dns).is_transient());
+        let server = MetadataError::ServerError {
+            host: "h".into(),
+            status: 503,
+            attempts: 1,
+        };
+        assert!(server.is_transient());
+        let final_errors = [
+            MetadataError::UnknownServiceAccount {
+                host: "h".into(),
+                service_account: "x".into(),
+            },
+            MetadataError::Forbidden {
+                host: "h".into(),
+                body: String::new(),
+            },
+            MetadataError::NotMetadataServer {
+                host: "h".into(),
+                status: 200,
+            },
+            MetadataError::EmptyToken { host: "h".into() },
+        ];
+        for e in final_errors {
+            assert!(!e.is_transient(), "{e}");
+        }
     }
 
     #[tokio::test]

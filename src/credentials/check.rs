@@ -5,126 +5,58 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::{
-    CredentialsState, DEFAULT_DURATION, DEFAULT_SERVICE_ACCOUNT, DURATION_MAX, DURATION_MIN,
-    POLICY_ARNS_MAX,
-};
+use super::CredentialsState;
 use crate::claims;
-use crate::session_name;
-use crate::validate;
-
-/// One argument problem: the attribute, a title, and a detail that names the fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: AttributePath,
-    pub summary: String,
-    pub detail: String,
-}
-
-fn problem(path: AttributePath, summary: &str, detail: impl Into<String>) -> Problem {
-    Problem {
-        path,
-        summary: summary.to_owned(),
-        detail: detail.into(),
-    }
-}
-
-fn from_invalid(path: AttributePath, e: validate::Invalid) -> Problem {
-    Problem {
-        path,
-        summary: e.summary.to_owned(),
-        detail: e.detail,
-    }
-}
-
-/// `default` or something shaped like an email (no `/`: it goes in a URL path segment).
-fn is_service_account_name(sa: &str) -> bool {
-    sa == DEFAULT_SERVICE_ACCOUNT || (sa.contains('@') && !sa.contains('/'))
-}
+use crate::diag::{self, Problem};
+use crate::validate::{self, Invalid, DEFAULT_SERVICE_ACCOUNT};
 
 /// Every problem with the arguments that can be seen without I/O. Unknown values are skipped:
 /// they are checked again once known.
 pub fn check(config: &CredentialsState) -> Vec<Problem> {
     let mut out = Vec::new();
-    if let Value::Value(arn) = &config.role_arn {
-        if let Err(e) = validate::role_arn(arn) {
-            out.push(from_invalid(AttributePath::new("role_arn"), e));
+    let mut check = |attribute: &'static str, r: Result<(), Invalid>| {
+        if let Err(e) = r {
+            out.push(Problem::invalid(AttributePath::new(attribute), e));
         }
+    };
+    if let Value::Value(arn) = &config.role_arn {
+        check("role_arn", validate::role_arn(arn));
     }
     if let Value::Value(aud) = &config.audience {
-        if aud.trim().is_empty() {
-            out.push(problem(
-                AttributePath::new("audience"),
-                "Empty audience",
-                "Set audience to the audience of the role's trust policy (gcpfed_role.x.audience); \
-                 it is what the metadata server puts in the token's aud claim.",
-            ));
-        }
+        check("audience", validate::requested_audience("audience", aud));
     }
     if let Value::Value(sa) = &config.service_account {
-        if !is_service_account_name(sa) {
-            out.push(problem(
-                AttributePath::new("service_account"),
-                "Invalid service account",
-                format!(
-                    "service_account is {sa:?}; the metadata server knows \"default\" (the account attached \
-                     to this VM, node pool or Cloud Run service) or a service account's email, such as \
-                     \"ci-runner@my-project.iam.gserviceaccount.com\"."
-                ),
-            ));
-        }
+        check(
+            "service_account",
+            validate::service_account("service_account", sa),
+        );
     }
     if let Value::Value(name) = &config.session_name {
-        if let Err(e) = session_name::validate(name) {
-            out.push(problem(
-                AttributePath::new("session_name"),
-                "Invalid session name",
-                format!(
-                    "session_name {name:?} {e}. STS requires 2–64 characters matching [\\w+=,.@-]. \
-                     Leave session_name out to use the token's subject."
-                ),
-            ));
-        }
+        check("session_name", validate::session_name("session_name", name));
     }
-    if let Value::Value(d) = &config.duration_seconds {
-        if !(DURATION_MIN..=DURATION_MAX).contains(d) {
-            out.push(problem(
-                AttributePath::new("duration_seconds"),
-                "Invalid session duration",
-                format!(
-                    "duration_seconds is {d}; STS accepts {DURATION_MIN} (15 minutes) to {DURATION_MAX} \
-                     (12 hours), and at most the role's max_session_duration. Leave it out for {DEFAULT_DURATION}."
-                ),
-            ));
-        }
+    if let Value::Value(d) = config.duration_seconds {
+        check(
+            "duration_seconds",
+            validate::session_duration("duration_seconds", d),
+        );
     }
     if let Value::Value(policy) = &config.policy {
-        if let Err(e) = validate::policy_document(policy) {
-            out.push(from_invalid(AttributePath::new("policy"), e));
-        }
+        check("policy", validate::policy_document(policy));
     }
     if let Value::Value(arns) = &config.policy_arns {
-        if arns.len() > POLICY_ARNS_MAX {
-            out.push(problem(
-                AttributePath::new("policy_arns"),
-                "Too many session policies",
-                format!(
-                    "policy_arns lists {} policies; STS accepts at most {POLICY_ARNS_MAX} managed session policies.",
-                    arns.len()
-                ),
-            ));
-        }
+        check(
+            "policy_arns",
+            validate::policy_arn_count("policy_arns", arns.len()),
+        );
         for arn in arns {
             if let Value::Value(a) = arn {
-                if let Err(e) = validate::policy_arn(a) {
-                    out.push(from_invalid(AttributePath::new("policy_arns"), e));
-                }
+                check("policy_arns", validate::policy_arn(a));
             }
         }
     }
     if let Value::Value(token) = &config.web_identity_token {
         if let Err(e) = claims::decode_unverified(token) {
-            out.push(problem(
+            out.push(Problem::new(
                 AttributePath::new("web_identity_token"),
                 "Invalid web identity token",
                 format!(
@@ -154,10 +86,7 @@ pub fn validate(diags: &mut Diagnostics, config: &CredentialsState) -> Option<()
         }
         return Some(());
     }
-    for p in problems {
-        diags.error(p.summary, p.detail, p.path);
-    }
-    None
+    diag::report(diags, problems)
 }
 
 #[cfg(test)]
@@ -222,6 +151,26 @@ mod tests {
         assert!(problems[5].detail.contains("at most 10"));
         // The token itself is never quoted back.
         assert!(!problems[6].detail.contains("not.a-token"));
+    }
+
+    #[test]
+    fn an_audience_with_surrounding_whitespace_is_refused_like_the_roles() {
+        for (audience, summary) in [
+            (" aws-ci", "Audience has surrounding whitespace"),
+            ("aws-ci\n", "Audience has surrounding whitespace"),
+            ("", "Empty audience"),
+        ] {
+            let mut c = config();
+            c.audience = Value::Value(audience.into());
+            let problems = check(&c);
+            assert_eq!(paths(&problems), vec![AttributePath::new("audience")]);
+            assert_eq!(problems[0].summary, summary, "{audience:?}");
+            assert!(
+                problems[0].detail.contains("gcpfed_role.x.audience"),
+                "{}",
+                problems[0].detail
+            );
+        }
     }
 
     #[test]

@@ -16,18 +16,12 @@ use tf_provider::map;
 use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description, Schema};
 use tf_provider::value::Value;
 
-pub use check::{check, validate, Problem};
+pub use check::{check, validate};
 
 use crate::schema::{attribute, sensitive};
 
 /// The Terraform type name, the same for the data source and the ephemeral resource.
 pub const TYPE_NAME: &str = "gcpfed_credentials";
-pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
-pub const DEFAULT_DURATION: i64 = 3600;
-pub const DURATION_MIN: i64 = 900;
-pub const DURATION_MAX: i64 = 43200;
-/// STS accepts at most 10 managed session policies.
-pub const POLICY_ARNS_MAX: usize = 10;
 
 type Str = Value<String>;
 

@@ -6,11 +6,14 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::{check, CredentialsState, DEFAULT_DURATION, DEFAULT_SERVICE_ACCOUNT};
+use super::{check, CredentialsState};
 use crate::clients::metadata::{self, MetadataClient};
-use crate::exchange::{self, Backoff, ExchangeRequest, Exchanger, TokenSource};
-use crate::provider::SharedClients;
+use crate::clients::SharedClients;
+use crate::diag;
+use crate::exchange::{self, ExchangeParams, ExchangeRequest, Exchanger, TokenSource};
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
+use crate::validate::{DEFAULT_SERVICE_ACCOUNT, SESSION_DURATION_DEFAULT as DEFAULT_DURATION};
 
 fn value_of(v: &Value<String>) -> Option<&str> {
     match v {
@@ -27,15 +30,9 @@ pub async fn open(
     config: CredentialsState,
 ) -> Option<CredentialsState> {
     // Terraform validates first, but a value unknown at validate time is known now.
-    let problems = check(&config);
-    if !problems.is_empty() {
-        for p in problems {
-            diags.error(p.summary, p.detail, p.path);
-        }
-        return None;
-    }
+    diag::report(diags, check(&config))?;
     let clients = shared.get(diags)?;
-    let backoff = Backoff::new(clients.max_retries);
+    let backoff = RetryPolicy::new(clients.max_retries);
 
     let (Some(role_arn), Some(audience)) = (value_of(&config.role_arn), value_of(&config.audience))
     else {
@@ -65,7 +62,7 @@ pub async fn open(
             }
         }
     };
-    let request = ExchangeRequest {
+    let params = ExchangeParams {
         role_arn: role_arn.to_owned(),
         audience: audience.to_owned(),
         service_account: service_account.clone(),
@@ -82,8 +79,8 @@ pub async fn open(
                 .collect(),
             _ => Vec::new(),
         },
-        token,
     };
+    let request = ExchangeRequest { params, token };
     let sts = exchange::unsigned_sts_client(
         Some(&clients.sdk_config),
         &clients.region,

@@ -11,8 +11,8 @@ use tf_provider::schema::Schema;
 use tf_provider::value::ValueEmpty;
 use tf_provider::{DataSource, Diagnostics};
 
+use crate::clients::SharedClients;
 use crate::credentials::{self, CredentialsState, Kind};
-use crate::provider::SharedClients;
 
 pub use crate::credentials::TYPE_NAME;
 

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use tf_provider::schema::Schema;
 use tf_provider::Diagnostics;
 
+use crate::clients::SharedClients;
 use crate::credentials::{self, CredentialsState, Kind};
 use crate::plugin::ephemeral::{EphemeralResource, Opened};
-use crate::provider::SharedClients;
 
 pub use crate::credentials::TYPE_NAME;
 

@@ -14,9 +14,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -523,15 +522,37 @@ impl TestBed {
 
     /// `GET http://<metadata_host><path_and_query>` with exactly the given headers.
     pub fn metadata_get(&self, path_and_query: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+        self.metadata_request(path_and_query, headers, None)
+            .unwrap_or_else(|e| panic!("metadata emulator GET {path_and_query}: {e}"))
+    }
+
+    /// [`Self::metadata_get`] with a client timeout: `Err` when no answer came within
+    /// `timeout` (`is_timeout()`) or the request failed otherwise.
+    pub fn metadata_get_within(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<HttpAnswer, reqwest::Error> {
+        self.metadata_request(path_and_query, headers, Some(timeout))
+    }
+
+    fn metadata_request(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<HttpAnswer, reqwest::Error> {
         let mut request = self
             .http()
             .get(format!("http://{}{path_and_query}", self.metadata_host));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request
-            .send()
-            .unwrap_or_else(|e| panic!("metadata emulator GET {path_and_query}: {e}"));
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let response = request.send()?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -543,12 +564,12 @@ impl TestBed {
                 )
             })
             .collect();
-        let body = response.text().unwrap_or_default();
-        HttpAnswer {
+        let body = response.text()?;
+        Ok(HttpAnswer {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// A token from the emulator's identity endpoint, as a workload would fetch it.
@@ -566,28 +587,32 @@ impl TestBed {
     }
 }
 
-impl Drop for TestBed {
-    fn drop(&mut self) {
+impl TestBed {
+    /// Stops the bed as dropping it does, and says how it ended: `true` when it exited by
+    /// itself on stdin EOF, `false` when it had to be killed after [`STOP_TIMEOUT`].
+    pub fn stop(mut self) -> bool {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> bool {
+        let Some(stdin) = self.child.stdin.take() else {
+            return true; // already stopped
+        };
         // EOF on its stdin is the bed's signal to stop.
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-            }
-        }
+        drop(stdin);
+        let (status, killed) =
+            super::process::wait_or_kill(&mut self.child, STOP_TIMEOUT, "the test bed");
         if let Some(http) = self.http.take() {
             // Dropped off-thread for the same reason it was built off-thread.
             let _ = std::thread::spawn(move || drop(http)).join();
         }
+        !killed && status.success()
+    }
+}
+
+impl Drop for TestBed {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 
@@ -601,13 +626,9 @@ pub fn identity_path(service_account: &str, audience: &str) -> String {
     format!("/computeMetadata/v1/instance/service-accounts/{service_account}/identity?{query}")
 }
 
-/// The claims of a JWT (payload only; no verification).
+/// The claims of a JWT (payload only; no verification); panics when `token` is not one.
 pub fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("JWT payload is base64url");
-    serde_json::from_slice(&bytes).expect("JWT payload is JSON")
+    super::unverified_claims(token).expect("a JWT with a JSON object as payload")
 }
 
 fn xml_element(body: &str, name: &str) -> Option<String> {

@@ -1,13 +1,22 @@
-//! Support code shared by the integration and acceptance tests: the local test bed
-//! (`bed`) and the Terraform / OpenTofu driver (`tf`). Each test binary uses a part of it.
+//! Support code shared by the integration and acceptance tests: the local test bed (`bed`), the
+//! Terraform / OpenTofu driver (`tf`), the acceptance target (`target`), out-of-band IAM
+//! (`iam`), processes with a time limit (`process`), the plugin-protocol client (`plugin`), and
+//! the small helpers below. Each test binary uses a part of it.
 #![allow(dead_code)]
 
 pub mod bed;
+pub mod iam;
 pub mod plugin;
+pub mod process;
 pub mod target;
 pub mod tf;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde_json::Value;
 
 /// The repository root (where Cargo.toml lives).
 pub fn repo_root() -> PathBuf {
@@ -56,6 +65,63 @@ pub fn find_jwt(text: &str) -> Option<String> {
         from = start + 3;
     }
     None
+}
+
+/// The payload claims of a JWT, without verification; `None` when `token` is not JWT-shaped.
+pub fn unverified_claims(token: &str) -> Option<Value> {
+    jwt_part(token, 1)
+}
+
+/// The header of a JWT (`alg`, `kid`); `None` when `token` is not JWT-shaped.
+pub fn unverified_header(token: &str) -> Option<Value> {
+    jwt_part(token, 0)
+}
+
+/// Part `index` of a three-part JWT, base64url-decoded, when it is a JSON object.
+fn jwt_part(token: &str, index: usize) -> Option<Value> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(parts[index].trim_end_matches('='))
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    value.is_object().then_some(value)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// Copies the directory tree `from` to `to`, leaving out what an engine run writes locally
+/// (`.terraform/`, `terraform.tfstate*`, `.terraform.lock.hcl`).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("create {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()))
+    {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if name == ".terraform"
+            || lossy.starts_with("terraform.tfstate")
+            || lossy == ".terraform.lock.hcl"
+        {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
 }
 
 /// A string as a JSON (and HCL) string literal.

@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::bed::{block_on, TestBed};
@@ -157,7 +156,7 @@ pub fn announce(line: &str) {
 /// `gcpfedacc-<8 hex>-`, random per test process.
 pub fn run_prefix() -> &'static str {
     static PREFIX: OnceLock<String> = OnceLock::new();
-    PREFIX.get_or_init(|| format!("{SUITE_PREFIX}{:08x}-", rand::random::<u32>()))
+    PREFIX.get_or_init(|| format!("{SUITE_PREFIX}{:08x}-", fastrand::u32(..)))
 }
 
 /// A name unique within this run: `run_prefix()` + `label` + a counter, e.g.
@@ -234,19 +233,6 @@ pub struct FederationPlan {
     pub email: Option<String>,
 }
 
-/// The payload claims of a JWT, without verification; `None` when `token` is not JWT-shaped.
-pub fn unverified_claims(token: &str) -> Option<Value> {
-    let parts: Vec<&str> = token.trim().split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(parts[1].trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.is_object().then_some(claims)
-}
-
 /// The rule for the sandbox's Google identity, as a pure function of the environment;
 /// `default_audience` is the test's own (used with a metadata server when none is set).
 pub fn federation_plan(
@@ -274,7 +260,7 @@ pub fn federation_plan(
             email: None,
         });
     };
-    let claims = unverified_claims(token).ok_or_else(|| {
+    let claims = super::unverified_claims(token).ok_or_else(|| {
         format!("{TOKEN_VAR} is not a JWT (three base64url parts with a JSON payload)")
     })?;
     let claim = |name: &str| {
@@ -614,16 +600,7 @@ impl Acc {
         ids: &[&str],
     ) -> (String, String) {
         let name = self.unique_name(label);
-        let out = block_on(
-            self.iam()
-                .create_role()
-                .role_name(&name)
-                .assume_role_policy_document(super::trust_policy_by_hand(audience, ids))
-                .max_session_duration(3600)
-                .send(),
-        )
-        .unwrap_or_else(|e| panic!("CreateRole {name}: {e:?}"));
-        let arn = out.role().expect("role").arn().to_owned();
+        let arn = super::iam::create_trusted_role(&self.iam(), &name, audience, ids);
         assert_eq!(
             arn,
             format!("arn:aws:iam::{}:role/{name}", self.account_id())
@@ -653,7 +630,7 @@ impl Acc {
             (_, Some(id)) => Ok((id.clone(), plan.email.clone())),
             (TokenSource::Metadata { host }, None) => metadata_token(host, &plan.audience)
                 .and_then(|token| {
-                    let claims = unverified_claims(&token)
+                    let claims = super::unverified_claims(&token)
                         .ok_or_else(|| format!("the metadata server at {host} sent no JWT"))?;
                     let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
                     let sub = text("sub")
@@ -675,75 +652,6 @@ impl Acc {
     }
 }
 
-/// Deletes a role the way `gcpfed_role` does (policies, instance profiles, then the role);
-/// `Ok(false)` when it does not exist.
-async fn delete_role_fully(iam: &aws_sdk_iam::Client, name: &str) -> Result<bool, String> {
-    let gone = |e: &dyn std::fmt::Display| e.to_string().contains("NoSuchEntity");
-    let text =
-        |e: &dyn std::error::Error| format!("{}", aws_sdk_iam::error::DisplayErrorContext(e));
-    let attached = match iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => out.attached_policies.unwrap_or_default(),
-        Err(e) => {
-            let t = text(&e);
-            return if gone(&t) { Ok(false) } else { Err(t) };
-        }
-    };
-    for p in attached {
-        if let Some(arn) = p.policy_arn {
-            iam.detach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| text(&e))?;
-        }
-    }
-    let inline = iam
-        .list_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| text(&e))?;
-    for p in inline.policy_names {
-        iam.delete_role_policy()
-            .role_name(name)
-            .policy_name(p)
-            .send()
-            .await
-            .map_err(|e| text(&e))?;
-    }
-    let profiles = iam
-        .list_instance_profiles_for_role()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| text(&e))?;
-    for p in profiles.instance_profiles {
-        iam.remove_role_from_instance_profile()
-            .instance_profile_name(p.instance_profile_name)
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| text(&e))?;
-    }
-    match iam.delete_role().role_name(name).send().await {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let t = text(&e);
-            if gone(&t) {
-                Ok(false)
-            } else {
-                Err(t)
-            }
-        }
-    }
-}
-
 impl Drop for Acc {
     fn drop(&mut self) {
         if !self.is_sandbox() {
@@ -757,7 +665,7 @@ impl Drop for Acc {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let iam = self.iam();
             for name in &names {
-                match block_on(delete_role_fully(&iam, name)) {
+                match super::iam::delete_role_fully(&iam, name) {
                     Ok(true) => announce(&format!("sandbox cleanup: deleted leftover role {name}")),
                     Ok(false) => {}
                     Err(e) => announce(&format!(

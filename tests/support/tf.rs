@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -380,11 +379,7 @@ impl Workdir {
     pub fn run(&self, args: &[&str]) -> Run {
         let binary = self.engine.binary();
         let mut cmd = Command::new(&binary);
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).current_dir(self.dir.path());
         cmd.env_clear()
             .envs(self.command_env(&super::target::process_env()));
         // Own process group: a timed-out engine is killed together with its provider.
@@ -393,40 +388,14 @@ impl Workdir {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
-        let started = Instant::now();
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "[{}] cannot start {}: {e}; run `make tools`",
-                self.engine,
-                binary.display()
-            )
-        });
-        let out = child.stdout.take().map(reader);
-        let err = child.stderr.take().map(reader);
-        let deadline = started + command_timeout();
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= deadline => {
-                    timed_out = true;
-                    kill_group(child.id());
-                    let _ = child.kill();
-                    break child.wait().unwrap_or_else(|e| {
-                        panic!("[{}] waiting for a killed process: {e}", self.engine)
-                    });
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => panic!("[{}] waiting for {}: {e}", self.engine, binary.display()),
-            }
-        };
-        let stdout = out
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        let mut stderr = err
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        if timed_out {
+        let what = format!(
+            "[{}] {} (run `make tools` if it is missing)",
+            self.engine,
+            binary.display()
+        );
+        let done = super::process::run_with_timeout(&mut cmd, command_timeout(), &what);
+        let mut stderr = done.stderr;
+        if done.timed_out {
             stderr.push_str(&format!(
                 "\n[gcpfed test driver] killed after {:?} (GCPFED_TF_TIMEOUT_SECS)",
                 command_timeout()
@@ -435,10 +404,10 @@ impl Workdir {
         Run {
             engine: self.engine,
             args: args.iter().map(|s| s.to_string()).collect(),
-            status: status.code().unwrap_or(-1),
-            stdout,
+            status: done.status.code().unwrap_or(-1),
+            stdout: done.stdout,
             stderr,
-            elapsed: started.elapsed(),
+            elapsed: done.elapsed,
         }
     }
 
@@ -561,22 +530,6 @@ pub fn planned_actions(plan: &Value) -> BTreeMap<String, Vec<String>> {
         actions.insert(address.to_string(), list);
     }
     actions
-}
-
-fn reader<R: Read + Send + 'static>(mut stream: R) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Runs `test` under every engine of the full suite (`ENGINES`), even when one fails, then

@@ -1,6 +1,6 @@
 //! The IAM calls behind `gcpfed_role`: typed errors a caller can match, decoded policy
-//! documents, and bounded retries (exponential backoff with full jitter) for IAM's eventual
-//! consistency.
+//! documents, list calls through the SDK's paginators, and bounded retries
+//! ([`crate::retry`]'s policy) for IAM's eventual consistency.
 //!
 //! Throttling and 5xx faults are retried by the AWS SDK itself (standard retry mode, budget
 //! `max_retries` from the provider block, exponential backoff with jitter); retrying them here as
@@ -11,13 +11,13 @@
 //! malformed document, "Invalid principal") are returned at once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
 use aws_smithy_types::date_time::Format;
 
+use crate::retry::{retry, RetryPolicy};
 use crate::trust_policy::decode_document;
 
 /// One failed IAM call: the operation, what it was about, and IAM's error code and message.
@@ -60,58 +60,20 @@ impl IamError {
     }
 }
 
-/// Exponential backoff with full jitter: attempt `n` waits a random time in
-/// `[d/2, d]` with `d = min(cap, base * 2^n)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// Total attempts, the first included.
-    pub attempts: u32,
-    pub base: Duration,
-    pub cap: Duration,
-}
+/// For IAM propagation after create: 7 retries of 0.2 s doubling up to 3 s, at most about 12 s
+/// of waiting in all. Fixed, not the provider's `max_retries` (which budgets the SDK's retries of
+/// throttling and faults): propagation takes seconds whatever that budget is.
+pub const PROPAGATION: RetryPolicy = RetryPolicy {
+    max_retries: 7,
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(3),
+};
 
-impl Backoff {
-    /// For IAM propagation after create: 8 attempts, at most about 12 s of waiting in all.
-    pub const PROPAGATION: Backoff = Backoff {
-        attempts: 8,
-        base: Duration::from_millis(200),
-        cap: Duration::from_secs(3),
-    };
-
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-            .min(self.cap);
-        let half = exp / 2;
-        let jitter = rand::random::<f64>();
-        half + half.mul_f64(jitter)
-    }
-}
-
-/// Runs `op` until it succeeds, fails with an error `retryable` rejects, or the attempts run out.
-pub async fn retry<T, F, Fut>(
-    backoff: Backoff,
-    retryable: impl Fn(&IamError) -> bool,
-    mut op: F,
-) -> Result<T, IamError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, IamError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt + 1 < backoff.attempts && retryable(&e) => {
-                tracing::debug!(operation = e.operation, attempt, "retrying IAM call: {e}");
-                tokio::time::sleep(backoff.delay(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
+/// DeleteConflict right after the clean-up: the clean-up itself is retried, so fewer times.
+const DELETE_CONFLICT: RetryPolicy = RetryPolicy {
+    max_retries: 3,
+    ..PROPAGATION
+};
 
 /// Concurrent changes to the same role are transient whatever the operation.
 fn concurrent(e: &IamError) -> bool {
@@ -194,20 +156,16 @@ fn tags_of(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, IamError> {
 /// The role operations, on the provider's IAM client.
 pub struct RoleApi<'c> {
     client: &'c aws_sdk_iam::Client,
-    propagation: Backoff,
 }
 
 impl<'c> RoleApi<'c> {
     pub fn new(client: &'c aws_sdk_iam::Client) -> Self {
-        Self {
-            client,
-            propagation: Backoff::PROPAGATION,
-        }
+        Self { client }
     }
 
     pub async fn create(&self, role: &NewRole<'_>) -> Result<Created, IamError> {
         let tags = tags_of(role.tags)?;
-        let out = retry(self.propagation, concurrent, || async {
+        let out = retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .create_role()
                 .role_name(role.name)
@@ -283,47 +241,32 @@ impl<'c> RoleApi<'c> {
     }
 
     pub async fn attached(&self, name: &str) -> Result<BTreeSet<String>, IamError> {
-        let mut arns = BTreeSet::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_attached_role_policies()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| IamError::from_sdk("ListAttachedRolePolicies", None, e))?;
-            arns.extend(
-                out.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
-            );
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => return Ok(arns),
-            }
-        }
+        let policies: Vec<_> = self
+            .client
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| IamError::from_sdk("ListAttachedRolePolicies", None, e))?;
+        Ok(policies
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_owned))
+            .collect())
     }
 
     async fn inline_names(&self, name: &str) -> Result<Vec<String>, IamError> {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_role_policies()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| IamError::from_sdk("ListRolePolicies", None, e))?;
-            names.extend(out.policy_names().iter().cloned());
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => return Ok(names),
-            }
-        }
+        self.client
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| IamError::from_sdk("ListRolePolicies", None, e))
     }
 
     /// Inline policies by name, documents decoded. A policy deleted between the list and the get
@@ -356,9 +299,9 @@ impl<'c> RoleApi<'c> {
     /// Attaches a managed policy; right after create, waits out the role's propagation.
     pub async fn attach(&self, name: &str, arn: &str) -> Result<(), IamError> {
         retry(
-            self.propagation,
+            PROPAGATION,
             role_not_yet_visible(name, Some(arn)),
-            || async {
+            |_| async {
                 self.client
                     .attach_role_policy()
                     .role_name(name)
@@ -374,7 +317,7 @@ impl<'c> RoleApi<'c> {
 
     /// Detaches a managed policy; one already detached is fine.
     pub async fn detach(&self, name: &str, arn: &str) -> Result<(), IamError> {
-        let r = retry(self.propagation, concurrent, || async {
+        let r = retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .detach_role_policy()
                 .role_name(name)
@@ -390,26 +333,22 @@ impl<'c> RoleApi<'c> {
 
     /// Creates or replaces an inline policy; right after create, waits out the role's propagation.
     pub async fn put_inline(&self, name: &str, policy: &str, doc: &str) -> Result<(), IamError> {
-        retry(
-            self.propagation,
-            role_not_yet_visible(name, None),
-            || async {
-                self.client
-                    .put_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .policy_document(doc)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| IamError::from_sdk("PutRolePolicy", Some(policy), e))
-            },
-        )
+        retry(PROPAGATION, role_not_yet_visible(name, None), |_| async {
+            self.client
+                .put_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .policy_document(doc)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| IamError::from_sdk("PutRolePolicy", Some(policy), e))
+        })
         .await
     }
 
     pub async fn delete_inline(&self, name: &str, policy: &str) -> Result<(), IamError> {
-        let r = retry(self.propagation, concurrent, || async {
+        let r = retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .delete_role_policy()
                 .role_name(name)
@@ -424,7 +363,7 @@ impl<'c> RoleApi<'c> {
     }
 
     pub async fn update_trust(&self, name: &str, doc: &str) -> Result<(), IamError> {
-        retry(self.propagation, concurrent, || async {
+        retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .update_assume_role_policy()
                 .role_name(name)
@@ -445,7 +384,7 @@ impl<'c> RoleApi<'c> {
         description: &str,
         max_session_duration: i32,
     ) -> Result<(), IamError> {
-        retry(self.propagation, concurrent, || async {
+        retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .update_role()
                 .role_name(name)
@@ -460,7 +399,7 @@ impl<'c> RoleApi<'c> {
     }
 
     pub async fn put_boundary(&self, name: &str, arn: &str) -> Result<(), IamError> {
-        retry(self.propagation, concurrent, || async {
+        retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .put_role_permissions_boundary()
                 .role_name(name)
@@ -474,7 +413,7 @@ impl<'c> RoleApi<'c> {
     }
 
     pub async fn delete_boundary(&self, name: &str) -> Result<(), IamError> {
-        let r = retry(self.propagation, concurrent, || async {
+        let r = retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .delete_role_permissions_boundary()
                 .role_name(name)
@@ -492,7 +431,7 @@ impl<'c> RoleApi<'c> {
             return Ok(());
         }
         let tags = tags_of(tags)?;
-        retry(self.propagation, concurrent, || async {
+        retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .tag_role()
                 .role_name(name)
@@ -509,7 +448,7 @@ impl<'c> RoleApi<'c> {
         if keys.is_empty() {
             return Ok(());
         }
-        retry(self.propagation, concurrent, || async {
+        retry(PROPAGATION, concurrent, |_| async {
             self.client
                 .untag_role()
                 .role_name(name)
@@ -523,27 +462,20 @@ impl<'c> RoleApi<'c> {
     }
 
     async fn instance_profiles(&self, name: &str) -> Result<Vec<String>, IamError> {
-        let mut names = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let out = self
-                .client
-                .list_instance_profiles_for_role()
-                .role_name(name)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| IamError::from_sdk("ListInstanceProfilesForRole", None, e))?;
-            names.extend(
-                out.instance_profiles()
-                    .iter()
-                    .map(|p| p.instance_profile_name().to_owned()),
-            );
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => return Ok(names),
-            }
-        }
+        let profiles: Vec<_> = self
+            .client
+            .list_instance_profiles_for_role()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| IamError::from_sdk("ListInstanceProfilesForRole", None, e))?;
+        Ok(profiles
+            .iter()
+            .map(|p| p.instance_profile_name().to_owned())
+            .collect())
     }
 
     /// Removes what blocks DeleteRole (managed attachments, inline policies, instance profile
@@ -552,12 +484,9 @@ impl<'c> RoleApi<'c> {
     /// is retried, the clean-up included.
     pub async fn delete(&self, name: &str) -> Result<(), IamError> {
         let r = retry(
-            Backoff {
-                attempts: 4,
-                ..self.propagation
-            },
-            |e| e.is("DeleteConflict") || concurrent(e),
-            || self.delete_once(name),
+            DELETE_CONFLICT,
+            |e: &IamError| e.is("DeleteConflict") || concurrent(e),
+            |_| self.delete_once(name),
         )
         .await;
         ok_if_gone(r)
@@ -604,6 +533,7 @@ fn ok_if_gone(r: Result<(), IamError>) -> Result<(), IamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retry::tests::fast;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn err(code: &str, message: &str) -> IamError {
@@ -614,12 +544,6 @@ mod tests {
             message: message.into(),
         }
     }
-
-    const FAST: Backoff = Backoff {
-        attempts: 4,
-        base: Duration::from_millis(1),
-        cap: Duration::from_millis(2),
-    };
 
     #[test]
     fn display_names_operation_subject_and_code() {
@@ -634,24 +558,23 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_with_jitter_and_stays_under_its_cap() {
-        let b = Backoff::PROPAGATION;
-        for attempt in 0..20 {
-            let d = b.delay(attempt);
-            let full = b.base.saturating_mul(1 << attempt.min(16)).min(b.cap);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-        let total: Duration = (0..b.attempts - 1).map(|a| b.delay(a)).sum();
-        assert!(total <= Duration::from_secs(13), "{total:?}");
+    fn propagation_waits_are_bounded() {
+        // Every draw at its maximum: the longest IAM's propagation can hold up an apply.
+        let worst: Duration = (0..PROPAGATION.max_retries)
+            .map(|r| PROPAGATION.step(r))
+            .sum();
+        assert!(worst <= Duration::from_secs(13), "{worst:?}");
+        assert_eq!(PROPAGATION.max_attempts(), 8);
+        assert_eq!(DELETE_CONFLICT.max_attempts(), 4);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn retries_role_propagation_until_it_succeeds() {
         let calls = AtomicU32::new(0);
         let r = retry(
-            FAST,
+            fast(3),
             role_not_yet_visible("r1", Some("arn:aws:iam::aws:policy/P")),
-            || async {
+            |_| async {
                 if calls.fetch_add(1, Ordering::SeqCst) < 2 {
                     Err(err(
                         "NoSuchEntity",
@@ -667,19 +590,19 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn gives_up_after_its_attempts() {
         let calls = AtomicU32::new(0);
-        let r: Result<(), _> = retry(FAST, role_not_yet_visible("r1", None), || async {
+        let r: Result<(), _> = retry(fast(3), role_not_yet_visible("r1", None), |_| async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(err("NoSuchEntity", "Role r1 not found"))
         })
         .await;
         assert!(r.unwrap_err().not_found());
-        assert_eq!(calls.load(Ordering::SeqCst), FAST.attempts);
+        assert_eq!(calls.load(Ordering::SeqCst), fast(3).max_attempts());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn does_not_retry_a_missing_policy_or_a_malformed_document() {
         for e in [
             err(
@@ -694,9 +617,9 @@ mod tests {
         ] {
             let calls = AtomicU32::new(0);
             let r: Result<(), _> = retry(
-                FAST,
+                fast(3),
                 role_not_yet_visible("r1", Some("arn:aws:iam::aws:policy/P")),
-                || async {
+                |_| async {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Err(e.clone())
                 },
@@ -707,10 +630,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn concurrent_modification_is_transient() {
         let calls = AtomicU32::new(0);
-        let r = retry(FAST, concurrent, || async {
+        let r = retry(fast(3), concurrent, |_| async {
             if calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 Err(err("ConcurrentModification", "try again"))
             } else {

@@ -1,48 +1,24 @@
-//! Input validation shared by the resources and data sources: IAM names, paths, ARNs, tags and
-//! policy documents. IAM emulators accept much that real IAM refuses, and real IAM refuses it only
-//! at apply time, so these checks run at validate/plan time and say how to fix the value.
+//! What IAM accepts for a role, checked before IAM sees it: the name, path, description, maximum
+//! session duration, tags, managed and inline policies, and the trust policy's inputs (the
+//! audience and the service accounts' unique IDs).
 //!
 //! Limits follow the IAM API reference (CreateRole, TagRole, PutRolePolicy). The number of
 //! managed policies per role is deliberately not checked: the quota (10 by default) can be raised
 //! to 20 per account, the Terraform AWS provider does not check it either, and IAM's own
 //! LimitExceeded error at apply names the quota.
 
-use std::fmt;
-
-/// An invalid value: a short title for the diagnostic summary and a detail that names the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct Invalid {
-    pub summary: &'static str,
-    pub detail: String,
-}
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.summary, self.detail)
-    }
-}
-
-fn invalid(summary: &'static str, detail: impl Into<String>) -> Result<(), Invalid> {
-    Err(Invalid {
-        summary,
-        detail: detail.into(),
-    })
-}
-
-/// `[\w+=,.@-]` with `\w` in its ASCII sense, as IAM defines names.
-fn is_iam_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
-}
-
-fn first_bad_char(s: &str, ok: impl Fn(char) -> bool) -> Option<char> {
-    s.chars().find(|c| !ok(*c))
-}
+use super::{
+    audience_defect, first_bad_char, invalid, is_iam_name_char, is_path_char, AudienceDefect,
+    Invalid,
+};
 
 pub const ROLE_NAME_MAX: usize = 64;
 pub const ROLE_PATH_MAX: usize = 512;
 pub const DESCRIPTION_MAX: usize = 1000;
-pub const SESSION_DURATION_MIN: i64 = 3600;
-pub const SESSION_DURATION_MAX: i64 = 43200;
+/// The bounds of a role's `max_session_duration` (1 to 12 hours); a session's own duration has
+/// wider ones ([`super::SESSION_DURATION_MIN`]).
+pub const MAX_SESSION_DURATION_MIN: i64 = 3600;
+pub const MAX_SESSION_DURATION_MAX: i64 = 43200;
 pub const TAGS_MAX: usize = 50;
 pub const TAG_KEY_MAX: usize = 128;
 pub const TAG_VALUE_MAX: usize = 256;
@@ -103,7 +79,7 @@ pub fn role_path(path: &str) -> Result<(), Invalid> {
             ),
         );
     }
-    if let Some(c) = first_bad_char(path, |c| ('!'..='~').contains(&c)) {
+    if let Some(c) = first_bad_char(path, is_path_char) {
         return invalid(
             S,
             format!("The path contains {c:?}; IAM paths allow printable ASCII characters other than space. Remove it."),
@@ -130,21 +106,21 @@ pub fn description(d: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// The audience rendered as `accounts.google.com:oaud`.
+/// The audience a role's trust policy renders as `accounts.google.com:oaud`: the advice is the
+/// role owner's (choose it, and use it in `gcpfed_credentials`); callers that request a token
+/// for a role's audience get [`super::requested_audience`]'s.
 pub fn audience(a: &str) -> Result<(), Invalid> {
-    if a.is_empty() {
-        return invalid(
+    match audience_defect(a) {
+        None => Ok(()),
+        Some(AudienceDefect::Empty) => invalid(
             "Empty audience",
             "The audience is empty; a trust policy without accounts.google.com:oaud would accept a Google token issued for any audience. Set audience to the string your workload requests from the metadata server, for example \"sts.amazonaws.com/my-role\", and use the same value in gcpfed_credentials.",
-        );
-    }
-    if a.trim() != a {
-        return invalid(
+        ),
+        Some(AudienceDefect::SurroundingWhitespace) => invalid(
             "Audience has surrounding whitespace",
             format!("The audience {a:?} starts or ends with whitespace; the token's aud claim would have to match it exactly. Remove the whitespace."),
-        );
+        ),
     }
-    Ok(())
 }
 
 /// A Google service account's numeric unique ID (21 digits for real accounts).
@@ -168,16 +144,6 @@ pub fn unique_id(id: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A null element of a collection (Terraform lets `[null]` through the type system).
-pub fn null_element(attribute: &str) -> Invalid {
-    Invalid {
-        summary: "Null element",
-        detail: format!(
-            "{attribute} contains a null value. Remove the element or give it a value."
-        ),
-    }
-}
-
 /// The number of service account unique IDs a trust policy names: none would leave a trust policy
 /// that no Google identity matches (and [`crate::trust_policy::TrustInputs`] refuses to render).
 pub fn unique_id_count(n: usize) -> Result<(), Invalid> {
@@ -190,127 +156,12 @@ pub fn unique_id_count(n: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/><name>` (an assumed-role ARN
-/// from STS is not one).
-pub fn role_arn(arn: &str) -> Result<(), Invalid> {
-    const S: &str = "Invalid role ARN";
-    let fix = "Use the role's ARN, such as \"arn:aws:iam::123456789012:role/ci-deployer\" (gcpfed_role.x.arn).";
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" {
-        return invalid(S, format!("{arn:?} is not an ARN. {fix}"));
-    }
-    if !parts[1].starts_with("aws") {
-        return invalid(
-            S,
-            format!(
-                "{arn:?} has partition {:?} (expected aws, aws-cn, aws-us-gov, …). {fix}",
-                parts[1]
-            ),
-        );
-    }
-    if parts[2] != "iam" {
-        return invalid(S, format!(
-            "{arn:?} names service {:?}; a role ARN names iam (an assumed-role ARN from sts is not a role ARN). {fix}",
-            parts[2]
-        ));
-    }
-    if !parts[3].is_empty() {
-        return invalid(
-            S,
-            format!("{arn:?} has a region; IAM ARNs have none. {fix}"),
-        );
-    }
-    if parts[4].len() != 12 || !parts[4].bytes().all(|b| b.is_ascii_digit()) {
-        return invalid(
-            S,
-            format!(
-                "{arn:?} has account {:?} (expected a 12-digit account ID). {fix}",
-                parts[4]
-            ),
-        );
-    }
-    let Some(resource) = parts[5].strip_prefix("role/") else {
-        return invalid(
-            S,
-            format!("{arn:?} is not a role ARN (the resource must start with \"role/\"). {fix}"),
-        );
-    };
-    let name = resource.rsplit('/').next().unwrap_or_default();
-    let name_ok = !name.is_empty()
-        && name.chars().count() <= ROLE_NAME_MAX
-        && name.chars().all(is_iam_name_char);
-    if !name_ok {
-        return invalid(
-            S,
-            format!(
-            "{arn:?} has role name {name:?} (1–64 characters of letters, digits and _+=,.@-). {fix}"
-        ),
-        );
-    }
-    Ok(())
-}
-
-/// An IAM managed policy ARN: `arn:<partition>:iam::<aws|account>:policy/<path/><name>`.
-pub fn policy_arn(arn: &str) -> Result<(), Invalid> {
-    const S: &str = "Invalid policy ARN";
-    let fix = "Use a policy ARN such as \"arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess\" or \"arn:aws:iam::123456789012:policy/my-policy\" (aws_iam_policy.x.arn).";
-    let bad = |why: String| invalid(S, format!("{arn:?} {why}. {fix}"));
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" {
-        return bad("is not an ARN".into());
-    }
-    let partition = parts[1];
-    let partition_ok = partition.strip_prefix("aws").is_some_and(|rest| {
-        rest.is_empty()
-            || (rest.starts_with('-') && rest.chars().all(|c| c == '-' || c.is_ascii_lowercase()))
-    });
-    if !partition_ok {
-        return bad(format!(
-            "has partition {partition:?} (expected aws, aws-cn, aws-us-gov, …)"
-        ));
-    }
-    if parts[2] != "iam" {
-        return bad(format!("names service {:?} (expected iam)", parts[2]));
-    }
-    if !parts[3].is_empty() {
-        return bad("has a region; IAM ARNs have none".into());
-    }
-    let account = parts[4];
-    if account != "aws" && !(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
-        return bad(format!(
-            "has account {account:?} (expected \"aws\" or a 12-digit account ID)"
-        ));
-    }
-    let Some(resource) = parts[5].strip_prefix("policy/") else {
-        return bad("is not a policy ARN (the resource must start with \"policy/\")".into());
-    };
-    let (path, name) = match resource.rfind('/') {
-        Some(i) => (&resource[..=i], &resource[i + 1..]),
-        None => ("", resource),
-    };
-    if name.is_empty()
-        || name.chars().count() > POLICY_NAME_MAX
-        || first_bad_char(name, is_iam_name_char).is_some()
-    {
-        return bad(format!(
-            "has policy name {name:?} (1–128 characters of letters, digits and _+=,.@-)"
-        ));
-    }
-    if path.contains("//") || first_bad_char(path, |c| ('!'..='~').contains(&c)).is_some() {
-        return bad(format!(
-            "has an invalid policy path {:?}",
-            format!("/{path}")
-        ));
-    }
-    Ok(())
-}
-
 /// `max_session_duration`: 1 to 12 hours in seconds.
 pub fn max_session_duration(seconds: i64) -> Result<(), Invalid> {
-    if !(SESSION_DURATION_MIN..=SESSION_DURATION_MAX).contains(&seconds) {
+    if !(MAX_SESSION_DURATION_MIN..=MAX_SESSION_DURATION_MAX).contains(&seconds) {
         return invalid(
             "Invalid maximum session duration",
-            format!("max_session_duration is {seconds}; IAM accepts {SESSION_DURATION_MIN} (1 hour) to {SESSION_DURATION_MAX} (12 hours) seconds. Set a value in that range or leave it out for 3600."),
+            format!("max_session_duration is {seconds}; IAM accepts {MAX_SESSION_DURATION_MIN} (1 hour) to {MAX_SESSION_DURATION_MAX} (12 hours) seconds. Set a value in that range or leave it out for 3600."),
         );
     }
     Ok(())
@@ -406,39 +257,7 @@ pub fn inline_policies_total<'a>(docs: impl IntoIterator<Item = &'a str>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn role_arns_are_checked() {
-        for ok in [
-            "arn:aws:iam::123456789012:role/r",
-            "arn:aws-cn:iam::123456789012:role/a/b/r+=,.@-_",
-        ] {
-            assert_eq!(role_arn(ok), Ok(()), "{ok}");
-        }
-        for (bad, needle) in [
-            ("gcpfed-ci", "is not an ARN"),
-            (
-                "arn:aws:sts::123456789012:assumed-role/r/s",
-                "names service \"sts\"",
-            ),
-            ("arn:aws:iam::123:role/r", "12-digit"),
-            ("arn:aws:iam:us-east-1:123456789012:role/r", "has a region"),
-            ("arn:aws:iam::123456789012:user/u", "not a role ARN"),
-            ("arn:aws:iam::123456789012:role/", "role name \"\""),
-            ("arn:aws:iam::123456789012:role/with space", "role name"),
-            ("arn:gcp:iam::123456789012:role/r", "partition"),
-        ] {
-            let e = role_arn(bad).unwrap_err();
-            assert_eq!(e.summary, "Invalid role ARN");
-            let e = e.detail;
-            assert!(e.contains(needle), "{bad}: {e}");
-            assert!(e.contains("gcpfed_role.x.arn"), "{e}");
-        }
-    }
-
-    fn detail(r: Result<(), Invalid>) -> String {
-        r.expect_err("should be invalid").detail
-    }
+    use crate::validate::detail;
 
     #[test]
     fn role_names() {
@@ -477,6 +296,7 @@ mod tests {
         assert!(audience("sts.amazonaws.com/gcpfed").is_ok());
         assert!(detail(audience("")).contains("Set audience"));
         assert!(detail(audience(" x")).contains("whitespace"));
+        assert!(detail(audience(" ")).contains("Set audience"));
     }
 
     #[test]
@@ -487,33 +307,6 @@ mod tests {
         assert!(email.detail.contains("google_service_account.x.unique_id"));
         assert!(detail(unique_id("12a")).contains("google_service_account.x.unique_id"));
         assert!(detail(unique_id("")).contains("empty"));
-    }
-
-    #[test]
-    fn policy_arns() {
-        for ok in [
-            "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess",
-            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-            "arn:aws-us-gov:iam::123456789012:policy/a/b/my.policy",
-            "arn:aws-cn:iam::123456789012:policy/x",
-        ] {
-            assert!(policy_arn(ok).is_ok(), "{ok}");
-        }
-        for (bad, why) in [
-            ("AmazonS3ReadOnlyAccess", "is not an ARN"),
-            ("arn:aws:s3:::bucket/x", "names service \"s3\""),
-            ("arn:aws:iam::12345:policy/x", "12-digit"),
-            ("arn:aws:iam:us-east-1:aws:policy/x", "has a region"),
-            ("arn:aws:iam::aws:role/x", "not a policy ARN"),
-            ("arn:aws:iam::aws:policy/", "policy name \"\""),
-            ("arn:aws:iam::aws:policy/a b", "policy name \"a b\""),
-            ("arn:gcp:iam::aws:policy/x", "partition \"gcp\""),
-            ("arn:aws:iam::aws:policy/a//b", "policy path"),
-        ] {
-            let d = detail(policy_arn(bad));
-            assert!(d.contains(why), "{bad}: {d}");
-            assert!(d.contains("AmazonS3ReadOnlyAccess"), "{d}");
-        }
     }
 
     #[test]

@@ -1,0 +1,131 @@
+//! Every input rule and limit, in one place, used by the provider block, `gcpfed_role`, the
+//! `gcpfed_credentials` data source and ephemeral resource, the `trust_policy` function and the
+//! command line. IAM emulators accept much that real IAM and STS refuse, and the real services
+//! refuse it only at apply time, so these checks run at validate/plan time (on the command line,
+//! before any call) and say how to fix the value.
+//!
+//! - [`arn`]: role and policy ARNs, taken apart once.
+//! - [`role`]: what IAM accepts for a role (name, path, description, tags, policies) and the
+//!   trust policy's inputs (audience, service-account unique IDs).
+//! - [`session`]: what STS and the metadata server accept for one exchange (the requested
+//!   audience, service account, session name, duration and session policies).
+//! - [`endpoints`]: custom endpoint URLs, the metadata host and region names.
+//!
+//! A rule returns [`Invalid`]: a title and a detail that names the fix. A rule for an argument
+//! that callers spell differently (`duration_seconds` in HCL, `--duration-seconds` on the
+//! command line) takes that spelling as `label`, so one message serves all of them. Everything is
+//! re-exported here: callers write `validate::role_arn`, whatever file holds it.
+
+mod arn;
+mod endpoints;
+mod role;
+mod session;
+
+use std::fmt;
+
+pub use arn::*;
+pub use endpoints::*;
+pub use role::*;
+pub use session::*;
+
+/// An invalid value: a short title for the diagnostic summary and a detail that names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Invalid {
+    pub summary: &'static str,
+    pub detail: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.summary, self.detail)
+    }
+}
+
+fn invalid<T>(summary: &'static str, detail: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid {
+        summary,
+        detail: detail.into(),
+    })
+}
+
+/// `[\w+=,.@-]` with `\w` in its ASCII sense: the characters IAM allows in role and policy names
+/// and STS in role session names. The one home of that rule; [`crate::session_name`] fits
+/// derived session names to it.
+pub fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)
+}
+
+fn first_bad_char(s: &str, ok: impl Fn(char) -> bool) -> Option<char> {
+    s.chars().find(|c| !ok(*c))
+}
+
+/// Printable ASCII other than space, as IAM allows in paths.
+fn is_path_char(c: char) -> bool {
+    ('!'..='~').contains(&c)
+}
+
+/// A null element of a collection (Terraform lets `[null]` through the type system).
+pub fn null_element(attribute: &str) -> Invalid {
+    Invalid {
+        summary: "Null element",
+        detail: format!(
+            "{attribute} contains a null value. Remove the element or give it a value."
+        ),
+    }
+}
+
+/// What can be wrong with an audience, whichever side gives it: the role that renders it as
+/// `accounts.google.com:oaud`, or the caller that requests a token for it. Both refuse the same
+/// values; only the advice differs.
+enum AudienceDefect {
+    /// Empty or blank: a blank audience could only match a token issued for nothing.
+    Empty,
+    /// The token's `aud` claim is compared exactly, so stray whitespace never matches.
+    SurroundingWhitespace,
+}
+
+fn audience_defect(audience: &str) -> Option<AudienceDefect> {
+    let trimmed = audience.trim();
+    if trimmed.is_empty() {
+        Some(AudienceDefect::Empty)
+    } else if trimmed != audience {
+        Some(AudienceDefect::SurroundingWhitespace)
+    } else {
+        None
+    }
+}
+
+/// The detail of a refusal, for the rules' tests.
+#[cfg(test)]
+fn detail(r: Result<(), Invalid>) -> String {
+    r.expect_err("should be invalid").detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_character_rule_is_ascii() {
+        for c in ['a', 'Z', '0', '_', '+', '=', ',', '.', '@', '-'] {
+            assert!(is_iam_name_char(c), "{c:?}");
+        }
+        for c in [' ', '/', ':', 'é', '*'] {
+            assert!(!is_iam_name_char(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_blank_audience_is_empty_and_padding_is_its_own_defect() {
+        assert!(matches!(audience_defect(""), Some(AudienceDefect::Empty)));
+        assert!(matches!(
+            audience_defect(" \t"),
+            Some(AudienceDefect::Empty)
+        ));
+        assert!(matches!(
+            audience_defect(" a"),
+            Some(AudienceDefect::SurroundingWhitespace)
+        ));
+        assert!(audience_defect("sts.amazonaws.com/x").is_none());
+    }
+}
