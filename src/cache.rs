@@ -7,6 +7,12 @@
 //! exchange. The directory is 0700 and owned by the user; entries are 0600, written to a
 //! temporary file and renamed into place, so a reader never sees half a file.
 //!
+//! The key holds the token's identity and the region (issue 12): a directory shared across
+//! machines or jobs, a token file rewritten with another account's token, or an alias that now
+//! points at another account must never hand out the first account's session. The directory is
+//! refused when it is a symbolic link or when a directory above it can be written by another
+//! user (who could swap it for their own): see [`Cache::open`].
+//!
 //! Why SHA-256 (the `sha2` crate) rather than the std hasher: the file name is the only thing a
 //! reader uses to find its entry, and the std hasher's output is neither stable across Rust
 //! releases nor collision resistant. Each entry still carries its full key and is used only when
@@ -27,12 +33,18 @@ use sha2::{Digest, Sha256};
 use crate::exchange::{CredentialProcessDocument, ExchangeParams};
 use crate::secret::Secret;
 
-/// Entries are reused until this many seconds before they expire (the contract's 5 minutes;
-/// the AWS SDKs themselves refresh 5 to 15 minutes early).
-pub const REFRESH_MARGIN_SECS: i64 = 300;
+/// The AWS CLI's and botocore's advisory refresh window: with less than this left they ask the
+/// helper again on every call. An entry is therefore reused only while more than this remains.
+pub const ADVISORY_REFRESH_SECS: i64 = 15 * 60;
 
-/// Written into every entry; an entry with any other value is foreign and ignored.
-pub const FORMAT: &str = "gcpfed-credential-cache/1";
+/// Sessions shorter than this (twice the advisory window) would never be reused with the full
+/// window as margin; they get [`refresh_margin`]'s proportional one.
+pub const SHORT_SESSION_SECS: i64 = 2 * ADVISORY_REFRESH_SECS;
+
+/// Written into every entry and the first line of every key's canonical text (so a change of
+/// layout names other files); an entry with any other value is foreign and ignored. Version 2
+/// added the token's identity and the region to the key.
+pub const FORMAT: &str = "gcpfed-credential-cache/2";
 
 /// Name of the cache's directory under `$XDG_CACHE_HOME` (or `~/.cache`).
 pub const DIR_NAME: &str = "gcpfed";
@@ -41,14 +53,21 @@ pub const DIR_NAME: &str = "gcpfed";
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 
 /// Everything that makes two sets of credentials interchangeable: the exchange's parameters,
-/// where its token comes from, and the STS endpoint. Serialised (the parameters flat, then the
-/// fields below, in this order) it is the canonical key text whose SHA-256 names the entry.
+/// the Google identity whose token is exchanged, the region, where the token comes from, and
+/// the STS endpoint. Serialised (the parameters flat, then the fields below, in this order)
+/// after the [`FORMAT`] line, it is the canonical key text whose SHA-256 names the entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheKey {
     /// The exchange's parameters, its policy ARNs sorted and deduplicated (their order does
     /// not count).
     #[serde(flatten)]
     pub params: ExchangeParams,
+    /// Who the token speaks for: `sub:<sub> azp:<azp>` of a token file's current token (decoded
+    /// unverified, STS verifies), or `email:<email>` of the metadata server's account behind the
+    /// alias. Two identities never share an entry, whatever else they share.
+    pub identity: String,
+    /// The region whose STS endpoint issues the session.
+    pub region: String,
     /// Where the ID token comes from (`metadata <host>` or `file <path>`): another metadata
     /// server or token file may stand for another Google identity.
     pub token_source: String,
@@ -57,26 +76,50 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// The canonical text of the key (compact JSON, fields in declaration order).
+    /// The canonical text of the key: the [`FORMAT`] line, then compact JSON with the fields in
+    /// declaration order.
     pub fn canonical(&self) -> String {
-        serde_json::to_string(self).expect("a CacheKey always serialises")
+        let json = serde_json::to_string(self).expect("a CacheKey always serialises");
+        format!("{FORMAT}\n{json}")
     }
 
     /// Lower-case hex SHA-256 of [`CacheKey::canonical`]: the entry's file stem.
     pub fn digest(&self) -> String {
-        let hash = Sha256::digest(self.canonical().as_bytes());
-        let mut hex = String::with_capacity(64);
-        for byte in hash.iter() {
-            hex.push_str(&format!("{byte:02x}"));
-        }
-        hex
+        sha256_hex(self.canonical().as_bytes())
+    }
+
+    /// The session's lifetime as requested (STS's default of one hour when none was).
+    fn lifetime_secs(&self) -> i64 {
+        i64::from(self.params.duration_seconds.unwrap_or(3600))
     }
 }
 
-/// Whether `document` may still be handed out at `now` (epoch seconds): more than the refresh
-/// margin before its expiration. A document whose expiration does not parse never is.
-pub fn is_fresh(document: &CredentialProcessDocument, now: i64) -> bool {
-    parse_expiration(&document.expiration).is_some_and(|at| at - now > REFRESH_MARGIN_SECS)
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How long before its expiration an entry stops being handed out, for a session of
+/// `lifetime_secs`: the SDKs' advisory window ([`ADVISORY_REFRESH_SECS`]), so that they never
+/// get back credentials they would refresh again at once; half the lifetime for sessions
+/// shorter than [`SHORT_SESSION_SECS`], so that even a 900 s session is reused.
+pub fn refresh_margin(lifetime_secs: i64) -> i64 {
+    if lifetime_secs >= SHORT_SESSION_SECS {
+        ADVISORY_REFRESH_SECS
+    } else {
+        lifetime_secs.max(0) / 2
+    }
+}
+
+/// Whether `document`, of a session of `lifetime_secs`, may still be handed out at `now` (epoch
+/// seconds): more than [`refresh_margin`] before its expiration. A document whose expiration
+/// does not parse never is.
+pub fn is_fresh(document: &CredentialProcessDocument, now: i64, lifetime_secs: i64) -> bool {
+    parse_expiration(&document.expiration)
+        .is_some_and(|at| at - now > refresh_margin(lifetime_secs))
 }
 
 /// Seconds since the Unix epoch.
@@ -115,6 +158,23 @@ pub enum CacheError {
     NotOwned { path: PathBuf, owner: u32 },
     #[error("{path} is not a directory; pass --cache-dir with a directory, or --no-cache")]
     NotADirectory { path: PathBuf },
+    #[error(
+        "the cache directory {path} is a symbolic link; credentials are not kept behind a link \
+         that can be re-pointed. Pass --cache-dir with the directory it points to (a link higher \
+         up the path is fine), or --no-cache."
+    )]
+    Symlink { path: PathBuf },
+    #[error(
+        "the cache directory {dir} is inside {path}, which {reason}, so that user could swap the \
+         cache directory for their own; credentials are not kept there. Pass --cache-dir with a \
+         directory under one only you can write, or fix {path} (`chmod o-w,g-w` it, or \
+         `chmod +t` for a shared directory like /tmp)."
+    )]
+    UnsafeParent {
+        dir: PathBuf,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("cannot make the cache directory {path} private (0700): {source}")]
     Chmod {
         path: PathBuf,
@@ -159,9 +219,12 @@ pub struct LockGuard {
 
 impl Cache {
     /// Opens `dir`, creating it (and its parents) if needed. The directory itself is made
-    /// 0700; one that belongs to another user is refused.
+    /// 0700; one that belongs to another user, or is a symbolic link, is refused, and so is one
+    /// under a directory that another user can write (checked before anything is created, and
+    /// again after). Symbolic links higher up are followed: ~/.cache may live on another disk.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Cache, CacheError> {
         let dir = dir.into();
+        check_ancestors(&dir)?;
         match fs::symlink_metadata(&dir) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -170,6 +233,7 @@ impl Cache {
                         path: parent.to_owned(),
                         source,
                     })?;
+                    check_ancestors(&dir)?;
                 }
                 match fs::DirBuilder::new().mode(0o700).create(&dir) {
                     Ok(()) => {}
@@ -182,8 +246,26 @@ impl Cache {
             }
             Err(source) => return Err(CacheError::CreateDir { path: dir, source }),
         }
-        // Follows a symlink on purpose: a user may point ~/.cache at another disk.
-        let meta = fs::metadata(&dir).map_err(|source| CacheError::CreateDir {
+        // O_NOFOLLOW: the final component is never followed; the checks below are on what was
+        // opened (fstat, fchmod), not on whatever the path names a moment later.
+        let handle = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+            .open(&dir)
+            .map_err(|source| match source.raw_os_error() {
+                // With O_DIRECTORY, Linux reports a final symlink as ENOTDIR rather than ELOOP.
+                Some(libc::ELOOP | libc::ENOTDIR)
+                    if fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    CacheError::Symlink { path: dir.clone() }
+                }
+                Some(libc::ENOTDIR) => CacheError::NotADirectory { path: dir.clone() },
+                _ => CacheError::CreateDir {
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
+        let meta = handle.metadata().map_err(|source| CacheError::CreateDir {
             path: dir.clone(),
             source,
         })?;
@@ -197,12 +279,12 @@ impl Cache {
             });
         }
         if meta.mode() & 0o777 != 0o700 {
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(|source| {
-                CacheError::Chmod {
+            handle
+                .set_permissions(fs::Permissions::from_mode(0o700))
+                .map_err(|source| CacheError::Chmod {
                     path: dir.clone(),
                     source,
-                }
-            })?;
+                })?;
         }
         Ok(Cache { dir })
     }
@@ -230,7 +312,9 @@ impl Cache {
             Err(reason) => return Lookup::Ignored(reason),
         };
         match parse_entry(&text, key) {
-            Ok(document) if is_fresh(&document, now) => Lookup::Fresh(document),
+            Ok(document) if is_fresh(&document, now, key.lifetime_secs()) => {
+                Lookup::Fresh(document)
+            }
             Ok(document) => Lookup::Stale {
                 expiration: document.expiration,
             },
@@ -296,6 +380,59 @@ impl Cache {
             pause = (pause * 2).min(Duration::from_millis(25));
         }
     }
+}
+
+/// Refuses `dir` when a directory above it (as named, and as resolved through symbolic links)
+/// can be written by another user: world-writable, or group-writable for a group not our own,
+/// without the sticky bit, or owned by another user than us or root. Such a user could rename
+/// the cache directory away and put their own, holding their credentials, in its place.
+/// Directories not created yet are skipped (the caller checks again after creating them).
+fn check_ancestors(dir: &Path) -> Result<(), CacheError> {
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    let mut chain: Vec<PathBuf> = absolute.ancestors().skip(1).map(Path::to_owned).collect();
+    if let Some(real) = chain.iter().find_map(|p| fs::canonicalize(p).ok()) {
+        chain.extend(real.ancestors().map(Path::to_owned));
+    }
+    for path in chain {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if let Some(reason) = writable_by_others(meta.mode(), meta.uid(), meta.gid()) {
+            return Err(CacheError::UnsafeParent {
+                dir: dir.to_owned(),
+                path,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a directory of `mode`, owned by `uid`:`gid`, lets another user replace what it holds
+/// (`None` when only we, or root, can). Pure, for the unit tests.
+fn writable_by_others(mode: u32, uid: u32, gid: u32) -> Option<String> {
+    let sticky = mode & 0o1000 != 0;
+    if uid != 0 && uid != effective_uid() {
+        return Some(format!("is writable by its owner, uid {uid}"));
+    }
+    if !sticky && mode & 0o002 != 0 {
+        return Some(format!(
+            "is writable by all users (mode {:o}, without the sticky bit)",
+            mode & 0o7777
+        ));
+    }
+    if !sticky && mode & 0o020 != 0 && gid != effective_gid() {
+        return Some(format!(
+            "is writable by group {gid} (mode {:o}, without the sticky bit)",
+            mode & 0o7777
+        ));
+    }
+    None
+}
+
+fn effective_gid() -> u32 {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    unsafe { libc::getegid() }
 }
 
 fn effective_uid() -> u32 {
@@ -386,6 +523,16 @@ fn parse_entry(text: &str, key: &CacheKey) -> Result<CredentialProcessDocument, 
     Ok(doc)
 }
 
+/// The entry reader, opened for the fuzz target `cache_entry` (fuzz/, `make fuzz`) and nothing
+/// else: the reader stays private so that callers go through [`Cache::load`].
+#[doc(hidden)]
+pub fn parse_entry_for_fuzzing(
+    text: &str,
+    key: &CacheKey,
+) -> Result<CredentialProcessDocument, String> {
+    parse_entry(text, key)
+}
+
 /// Epoch seconds of an RFC 3339 time in UTC (`...Z`), as `credential_process` requires.
 pub fn parse_expiration(text: &str) -> Option<i64> {
     if !text.ends_with('Z') {
@@ -413,6 +560,8 @@ mod tests {
     fn key() -> CacheKey {
         CacheKey {
             params: params(),
+            identity: "email:ci@p.iam.gserviceaccount.com".into(),
+            region: "us-east-1".into(),
             token_source: "metadata metadata.google.internal".into(),
             sts_endpoint: None,
         }
@@ -456,6 +605,18 @@ mod tests {
             key_with(|p| p.policy = Some("{}".into())),
             key_with(|p| p.policy_arns = vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()]),
             CacheKey {
+                identity: "email:deployer@p.iam.gserviceaccount.com".into(),
+                ..base.clone()
+            },
+            CacheKey {
+                identity: "sub:111111111111111111111 azp:111111111111111111111".into(),
+                ..base.clone()
+            },
+            CacheKey {
+                region: "eu-west-1".into(),
+                ..base.clone()
+            },
+            CacheKey {
                 token_source: "file /run/token".into(),
                 ..base.clone()
             },
@@ -480,8 +641,14 @@ mod tests {
         let k = key();
         assert_eq!(
             k.canonical(),
-            r#"{"role_arn":"arn:aws:iam::123456789012:role/ci","audience":"aws-ci","service_account":"default","session_name":null,"duration_seconds":3600,"policy":null,"policy_arns":[],"token_source":"metadata metadata.google.internal","sts_endpoint":null}"#
+            "gcpfed-credential-cache/2\n\
+             {\"role_arn\":\"arn:aws:iam::123456789012:role/ci\",\"audience\":\"aws-ci\",\
+             \"service_account\":\"default\",\"session_name\":null,\"duration_seconds\":3600,\
+             \"policy\":null,\"policy_arns\":[],\
+             \"identity\":\"email:ci@p.iam.gserviceaccount.com\",\"region\":\"us-east-1\",\
+             \"token_source\":\"metadata metadata.google.internal\",\"sts_endpoint\":null}"
         );
+        assert_eq!(k.digest(), sha256_hex(k.canonical().as_bytes()));
         // sha256("abc") from FIPS 180-2, to pin the hash itself.
         let abc = Sha256::digest(b"abc");
         assert_eq!(
@@ -514,15 +681,92 @@ mod tests {
     }
 
     #[test]
-    fn entries_within_five_minutes_of_expiry_are_stale() {
+    fn the_margin_is_the_sdks_window_or_half_a_short_session() {
+        assert_eq!(refresh_margin(3600), 900);
+        assert_eq!(refresh_margin(43200), 900);
+        assert_eq!(refresh_margin(1800), 900);
+        assert_eq!(refresh_margin(1799), 899);
+        assert_eq!(refresh_margin(900), 450);
+        assert_eq!(refresh_margin(0), 0);
+        assert_eq!(refresh_margin(-5), 0);
+        // Every session from the shortest STS issues is reused for a while after it is issued.
+        for lifetime in [900, 1000, 1799, 1800, 3600, 43200] {
+            assert!(refresh_margin(lifetime) < lifetime, "{lifetime}");
+        }
+    }
+
+    #[test]
+    fn entries_within_the_margin_of_expiry_are_stale() {
         let (_tmp, cache) = cache();
         let now = now_epoch();
-        cache.store(&key(), &creds(now + 301)).unwrap();
+        cache.store(&key(), &creds(now + 901)).unwrap();
         assert!(matches!(cache.load(&key(), now), Lookup::Fresh(_)));
-        cache.store(&key(), &creds(now + 300)).unwrap();
+        cache.store(&key(), &creds(now + 900)).unwrap();
+        assert!(matches!(cache.load(&key(), now), Lookup::Stale { .. }));
+        cache.store(&key(), &creds(now + 600)).unwrap();
         assert!(matches!(cache.load(&key(), now), Lookup::Stale { .. }));
         cache.store(&key(), &creds(now - 10)).unwrap();
         assert!(matches!(cache.load(&key(), now), Lookup::Stale { .. }));
+        // A 900 s session: fresh until 450 s remain.
+        let short = key_with(|p| p.duration_seconds = Some(900));
+        cache.store(&short, &creds(now + 900)).unwrap();
+        assert!(matches!(cache.load(&short, now), Lookup::Fresh(_)));
+        cache.store(&short, &creds(now + 450)).unwrap();
+        assert!(matches!(cache.load(&short, now), Lookup::Stale { .. }));
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_refused_and_a_symlinked_parent_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = Cache::open(&link).unwrap_err();
+        assert!(matches!(err, CacheError::Symlink { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("symbolic link") && text.contains("--cache-dir"),
+            "{text}"
+        );
+        let cache = Cache::open(link.join("gcpfed")).unwrap();
+        cache.store(&key(), &creds(now_epoch() + 3600)).unwrap();
+        assert!(real
+            .join("gcpfed")
+            .join(format!("{}.json", key().digest()))
+            .exists());
+    }
+
+    #[test]
+    fn a_parent_writable_by_others_is_refused_unless_sticky() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = tmp.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Cache::open(open.join("a/gcpfed")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(open.to_str().unwrap())
+                && text.contains("writable")
+                && text.contains("--cache-dir")
+                && text.contains("chmod"),
+            "{text}"
+        );
+        assert!(!open.join("a").exists(), "created under an unsafe parent");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        Cache::open(open.join("a/gcpfed")).unwrap();
+
+        let (me, group) = (effective_uid(), effective_gid());
+        assert_eq!(writable_by_others(0o755, me, group), None);
+        assert_eq!(writable_by_others(0o775, me, group), None);
+        assert_eq!(writable_by_others(0o1777, 0, 0), None);
+        assert!(writable_by_others(0o777, me, group).is_some());
+        assert!(writable_by_others(0o775, me, group.wrapping_add(1)).is_some());
+        if me != 0 {
+            assert_eq!(writable_by_others(0o755, 0, 0), None);
+        }
+        assert!(writable_by_others(0o700, me.wrapping_add(1).max(1), group)
+            .is_some_and(|r| r.contains("owner")));
     }
 
     #[test]

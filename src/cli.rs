@@ -35,8 +35,11 @@ pub const DEFAULT_REGION: &str = settings::FALLBACK_REGION;
 /// Session duration when `--duration-seconds` is not given (as the data source).
 pub const DEFAULT_DURATION: i32 = validate::SESSION_DURATION_DEFAULT as i32;
 /// How long an invocation waits for another one's exchange of the same key before it goes
-/// ahead with its own (longer than a slow exchange with all its retries).
-pub const LOCK_WAIT: Duration = Duration::from_secs(90);
+/// ahead with its own: the exchange's own deadline, by which the holder's exchange has ended
+/// (unless the holder is stopped or wedged). Worst case for the waiter: the look-up of an
+/// alias's account (normally milliseconds), this wait, then its own exchange, each bounded by
+/// [`exchange::DEADLINE`]: three times it, twice when the identity needs no look-up.
+pub const LOCK_WAIT: Duration = exchange::DEADLINE;
 
 /// terraform-provider-gcpfed: a Terraform / OpenTofu provider that lets Google Cloud
 /// service accounts reach AWS through STS web-identity federation, with no stored AWS keys.
@@ -56,9 +59,10 @@ pub enum Command {
     ///
     /// Asks the GCE metadata server for the service account's Google ID token, exchanges it
     /// (unsigned) with STS AssumeRoleWithWebIdentity, and prints only the credential_process
-    /// Version 1 JSON on stdout. Credentials are cached per role, audience, service account,
-    /// session name, duration and session policy, and reused until 5 minutes before they
-    /// expire, so the AWS CLI makes one STS call per session instead of one per command.
+    /// Version 1 JSON on stdout. Credentials are cached per role, audience, the token's identity,
+    /// service account, session name, duration, session policy and region, and reused while
+    /// more than 15 minutes remain (half the session for sessions under 30 minutes), so the AWS
+    /// CLI makes one STS call per session instead of one per command.
     CredentialProcess(CredentialProcessArgs),
 }
 
@@ -336,8 +340,9 @@ pub struct Resolved {
 
 impl Resolved {
     /// The cache entry these arguments share with every invocation that would get
-    /// interchangeable credentials (the region does not count: STS's answer is global).
-    pub fn cache_key(&self) -> CacheKey {
+    /// interchangeable credentials: the same arguments, region and token source, and the same
+    /// Google `identity` (see [`token_identity`] and [`metadata_identity`]).
+    pub fn cache_key(&self, identity: String) -> CacheKey {
         let token_source = match &self.token_file {
             // The same file named from another directory is the same identity; a path that
             // cannot be made absolute (no current directory) is keyed as given.
@@ -349,6 +354,8 @@ impl Resolved {
         };
         CacheKey {
             params: self.params.clone(),
+            identity,
+            region: self.region.clone(),
             token_source,
             sts_endpoint: self.sts_endpoint.clone(),
         }
@@ -437,6 +444,51 @@ pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Re
     })
 }
 
+/// The cache key's identity for a token read from a file: its current `sub` and `azp`,
+/// decoded without verification (STS verifies; a forged token gets no session to share). A
+/// token whose claims cannot be read is keyed by its SHA-256, so it never shares an entry.
+pub fn token_identity(token: &Secret) -> String {
+    match crate::claims::decode_unverified(token.expose()) {
+        Ok(claims) if claims.sub.is_some() || claims.azp.is_some() => format!(
+            "sub:{} azp:{}",
+            claims.sub.unwrap_or_default(),
+            claims.azp.unwrap_or_default()
+        ),
+        _ => format!(
+            "token-sha256:{}",
+            cache::sha256_hex(token.expose().as_bytes())
+        ),
+    }
+}
+
+/// The cache key's identity with the metadata server: the email of the account, as given or,
+/// for an alias such as `default`, as the server resolves it now (an alias may point at another
+/// account on another runner sharing the cache, or after the runner's account changed).
+pub fn metadata_identity(
+    resolved: &Resolved,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<String, CliError> {
+    let sa = &resolved.params.service_account;
+    if sa.contains('@') {
+        return Ok(format!("email:{sa}"));
+    }
+    let backoff = RetryPolicy::new(resolved.max_retries);
+    // Within the exchange's deadline, like the token request it stands before: a metadata
+    // server that keeps failing cannot stretch a run past it, whatever --max-retries says.
+    let email = runtime.block_on(async {
+        let client =
+            MetadataClient::new(&resolved.metadata_host, metadata::DEFAULT_TIMEOUT, backoff)?;
+        tokio::time::timeout(exchange::DEADLINE, client.service_account_email(sa))
+            .await
+            .map_err(|_| ExchangeError::DeadlineExceeded {
+                deadline: exchange::DEADLINE,
+                during: "asking the metadata server for the service account's email",
+            })?
+            .map_err(ExchangeError::from)
+    });
+    Ok(format!("email:{}", email?))
+}
+
 /// Runs `credential-process`: the cached document when it is fresh, else one exchange (shared
 /// with concurrent invocations of the same key through the key's lock). `warn` receives
 /// one-line notes about a cache that cannot be used (the command then works without it).
@@ -446,7 +498,11 @@ pub fn credential_process(
     warn: &mut dyn FnMut(&str),
 ) -> Result<Secret, CliError> {
     let resolved = resolve(args, env)?;
-    let key = resolved.cache_key();
+    // The token file is read on every run: its token's identity is part of the cache key.
+    let token = match &resolved.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => None,
+    };
     let cache = match &resolved.cache_dir {
         None if args.no_cache => None,
         None => {
@@ -461,68 +517,85 @@ pub fn credential_process(
             }
         },
     };
+    let mut runtime = None;
+    let Some(cache) = cache else {
+        return Ok(exchange_once(&resolved, token, runtime_in(&mut runtime)?)?.to_json());
+    };
+    let identity = match &token {
+        Some(token) => token_identity(token),
+        None => metadata_identity(&resolved, runtime_in(&mut runtime)?)?,
+    };
+    let key = resolved.cache_key(identity);
 
-    if let Some(cache) = &cache {
-        if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
-            return Ok(document.to_json());
-        }
+    if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
+        return Ok(document.to_json());
     }
     // Held until this function returns, i.e. until the new entry is in place.
-    let _lock = match &cache {
-        None => None,
-        Some(cache) => {
-            let guard = match cache.lock(&key, LOCK_WAIT) {
-                Ok(Some(guard)) => Some(guard),
-                Ok(None) => {
-                    warn("another invocation holds the cache lock for too long; exchanging anyway");
-                    None
-                }
-                Err(e) => {
-                    warn(&format!("cannot lock the cache entry: {e}"));
-                    None
-                }
-            };
-            // Whoever held the lock before us may have just written a fresh entry.
-            if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
-                return Ok(document.to_json());
-            }
-            guard
+    let _lock = match cache.lock(&key, LOCK_WAIT) {
+        Ok(Some(guard)) => Some(guard),
+        Ok(None) => {
+            warn(&format!(
+                "another invocation has held the cache lock {} for {} s, the exchange's \
+                 deadline, without finishing (stopped or wedged?); exchanging without it",
+                cache.lock_path(&key).display(),
+                LOCK_WAIT.as_secs()
+            ));
+            None
+        }
+        Err(e) => {
+            warn(&format!("cannot lock the cache entry: {e}"));
+            None
         }
     };
-
-    let document = exchange_once(&resolved)?.credential_process();
-    if let Some(cache) = &cache {
-        if let Err(e) = cache.store(&key, &document) {
-            warn(&format!("the credentials were not cached: {e}"));
-        }
+    // Whoever held the lock before us may have just written a fresh entry.
+    if let Lookup::Fresh(document) = cache.load(&key, cache::now_epoch()) {
+        return Ok(document.to_json());
+    }
+    let document = exchange_once(&resolved, token, runtime_in(&mut runtime)?)?;
+    if let Err(e) = cache.store(&key, &document) {
+        warn(&format!("the credentials were not cached: {e}"));
     }
     Ok(document.to_json())
 }
 
-/// One metadata → STS exchange, on a runtime built for it.
-fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError> {
-    let token = match &resolved.token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| CliError::TokenFile {
-                path: path.clone(),
-                source,
-            })?;
-            let text = text.trim();
-            if text.is_empty() {
-                return Err(CliError::EmptyTokenFile(path.clone()));
-            }
-            Some(Secret::new(text))
-        }
-        None => None,
-    };
-    // Both rustls back ends are linked in (aws-lc through the AWS SDK, ring through reqwest);
-    // name one before any TLS client is built, as plugin mode does.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
-    runtime.block_on(async {
+/// The trimmed, non-empty token of `path`.
+fn read_token_file(path: &std::path::Path) -> Result<Secret, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CliError::EmptyTokenFile(path.to_owned()));
+    }
+    Ok(Secret::new(text))
+}
+
+/// The one runtime of this run, built when first needed (a cache hit from a token file needs
+/// none).
+fn runtime_in(
+    slot: &mut Option<tokio::runtime::Runtime>,
+) -> Result<&tokio::runtime::Runtime, CliError> {
+    if slot.is_none() {
+        // Both rustls back ends are linked in (aws-lc through the AWS SDK, ring through
+        // reqwest); name one before any TLS client is built, as plugin mode does.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)?;
+        *slot = Some(runtime);
+    }
+    Ok(slot.as_ref().expect("just built"))
+}
+
+/// One metadata → STS exchange, on this run's runtime.
+fn exchange_once(
+    resolved: &Resolved,
+    token: Option<Secret>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<exchange::CredentialProcessDocument, CliError> {
+    let credentials = runtime.block_on(async {
         let backoff = RetryPolicy::new(resolved.max_retries);
         let token = match token {
             Some(token) => TokenSource::Given(token),
@@ -537,8 +610,9 @@ fn exchange_once(resolved: &Resolved) -> Result<exchange::Credentials, CliError>
             params: resolved.params.clone(),
             token,
         };
-        Ok(Exchanger::new(sts, None, backoff).exchange(request).await?)
-    })
+        Exchanger::new(sts, None, backoff).exchange(request).await
+    })?;
+    Ok(credentials.credential_process())
 }
 
 #[cfg(test)]
@@ -704,7 +778,8 @@ mod tests {
     #[test]
     fn the_cache_key_holds_every_part_of_the_contract() {
         let e = env(&[("HOME", "/h")]);
-        let base = resolve(&parse(&[]).unwrap(), &e).unwrap().cache_key();
+        let id = || "email:ci@p.iam.gserviceaccount.com".to_owned();
+        let base = resolve(&parse(&[]).unwrap(), &e).unwrap().cache_key(id());
         let others = [
             vec!["--service-account", "deployer@p.iam.gserviceaccount.com"],
             vec!["--session-name", "ci-run"],
@@ -714,12 +789,21 @@ mod tests {
             vec!["--metadata-host", "127.0.0.1:1"],
             vec!["--web-identity-token-file", "/run/token"],
             vec!["--sts-endpoint", "http://127.0.0.1:1"],
+            vec!["--region", "eu-west-3"],
         ];
         for extra in others {
-            let key = resolve(&parse(&extra).unwrap(), &e).unwrap().cache_key();
+            let key = resolve(&parse(&extra).unwrap(), &e)
+                .unwrap()
+                .cache_key(id());
             assert_ne!(key.digest(), base.digest(), "{extra:?}");
         }
-        // The order of --policy-arn does not matter; the region does not either.
+        // Another identity behind the same arguments: another entry.
+        let r = resolve(&parse(&[]).unwrap(), &e).unwrap();
+        assert_ne!(
+            r.cache_key("email:deployer@p.iam.gserviceaccount.com".into()),
+            base
+        );
+        // The order of --policy-arn does not matter.
         let a = [
             "--policy-arn",
             "arn:aws:iam::aws:policy/A",
@@ -731,13 +815,40 @@ mod tests {
             "arn:aws:iam::aws:policy/B",
             "--policy-arn",
             "arn:aws:iam::aws:policy/A",
-            "--region",
-            "eu-west-3",
         ];
         assert_eq!(
-            resolve(&parse(&a).unwrap(), &e).unwrap().cache_key(),
-            resolve(&parse(&b).unwrap(), &e).unwrap().cache_key()
+            resolve(&parse(&a).unwrap(), &e).unwrap().cache_key(id()),
+            resolve(&parse(&b).unwrap(), &e).unwrap().cache_key(id())
         );
+    }
+
+    #[test]
+    fn a_token_file_is_keyed_by_its_tokens_sub_and_azp() {
+        use base64::Engine as _;
+        let jwt = |payload: &str| {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            Secret::new(format!(
+                "{}.{}.sig",
+                b64.encode(r#"{"alg":"RS256"}"#),
+                b64.encode(payload)
+            ))
+        };
+        assert_eq!(
+            token_identity(&jwt(r#"{"sub":"111","azp":"222","aud":"x"}"#)),
+            "sub:111 azp:222"
+        );
+        assert_ne!(
+            token_identity(&jwt(r#"{"sub":"111","azp":"222"}"#)),
+            token_identity(&jwt(r#"{"sub":"333","azp":"333"}"#))
+        );
+        // Unreadable claims: keyed by the token's hash, never by (or quoting) the token.
+        let opaque = Secret::new("not-a-jwt-opaque-token-value");
+        let id = token_identity(&opaque);
+        assert!(
+            id.starts_with("token-sha256:") && !id.contains("opaque"),
+            "{id}"
+        );
+        assert_ne!(id, token_identity(&Secret::new("another-opaque-token")));
     }
 
     #[test]
@@ -752,10 +863,15 @@ mod tests {
             "127.0.0.1:9",
             "--sts-endpoint",
             "http://127.0.0.1:9",
+            // An email: its identity needs no metadata look-up.
+            "--service-account",
+            "ci@p.iam.gserviceaccount.com",
         ])
         .unwrap();
         let none = HashMap::new();
-        let key = resolve(&args, &none).unwrap().cache_key();
+        let key = resolve(&args, &none)
+            .unwrap()
+            .cache_key("email:ci@p.iam.gserviceaccount.com".into());
         let exp = cache::now_epoch() + 3600;
         let expiration = time::OffsetDateTime::from_unix_timestamp(exp)
             .unwrap()

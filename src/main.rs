@@ -8,7 +8,12 @@ use std::time::Duration;
 const PLUGIN_MAGIC_COOKIE: &str = "TF_PLUGIN_MAGIC_COOKIE";
 
 fn main() -> ExitCode {
-    if std::env::var_os(PLUGIN_MAGIC_COOKIE).is_some() {
+    // Terraform starts a plugin with no arguments. Any argument means the command line, even
+    // with the cookie set: a `credential_process` helper started by a provider (ours or
+    // terraform-provider-aws) inherits the cookie from it, and must print credentials
+    // rather than serve a plugin nobody will connect to.
+    let has_arguments = std::env::args_os().len() > 1;
+    if std::env::var_os(PLUGIN_MAGIC_COOKIE).is_some() && !has_arguments {
         serve_plugin()
     } else {
         gcpfed::cli::run(std::env::args_os())

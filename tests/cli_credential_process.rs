@@ -493,7 +493,7 @@ fn stdout_holds_only_the_document_and_no_cache_means_one_exchange_per_call() {
 }
 
 #[test]
-fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
+fn an_entry_within_fifteen_minutes_of_expiry_is_exchanged_again() {
     let fx = Fixture::start("cli-expiry");
     fx.bed.clear_calls();
     let args = fx.helper_args(AUDIENCE);
@@ -511,19 +511,20 @@ fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
         std::fs::write(&entry_path, entry.to_string()).unwrap();
     };
 
-    // Six minutes left: still served from the cache.
-    set_expiration(support::now() + 360);
+    // Sixteen minutes left: outside the SDKs' 15-minute refresh window, still served from the
+    // cache (issue 12 moved the margin from 5 to 15 minutes).
+    set_expiration(support::now() + 16 * 60);
     let out = fx.helper(&args, &[]);
     out.ok();
     assert_eq!(out.json()["AccessKeyId"], first["AccessKeyId"]);
     assert_eq!(
         fx.exchanges().len(),
         1,
-        "an entry with 6 minutes left was not reused"
+        "an entry with 16 minutes left was not reused"
     );
 
-    // Four minutes left: within the margin, exchanged again and replaced.
-    set_expiration(support::now() + 240);
+    // Fourteen minutes left: within the margin, exchanged again and replaced.
+    set_expiration(support::now() + 14 * 60);
     let out = fx.helper(&args, &[]);
     out.ok();
     let renewed = assert_version_1_document(&out);
@@ -531,7 +532,7 @@ fn an_entry_within_five_minutes_of_expiry_is_exchanged_again() {
     assert_eq!(
         fx.exchanges().len(),
         2,
-        "an entry with 4 minutes left was reused"
+        "an entry with 14 minutes left was reused"
     );
     let entry: Value =
         serde_json::from_str(&std::fs::read_to_string(&entry_path).unwrap()).unwrap();

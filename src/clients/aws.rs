@@ -7,16 +7,40 @@
 //! chain is not used because its last step asks EC2 instance metadata, which on Google Cloud
 //! only times out.
 
+use std::time::Duration;
+
 use aws_config::meta::region::ProvideRegion;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 
 use crate::clients::settings::{AwsSettings, FALLBACK_REGION};
 use crate::clients::shared::Clients;
+
+/// Longest wait for a TCP (and TLS) connection to an AWS endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for one attempt of an IAM or STS call: IAM and STS answer in well under a
+/// second, so 20 s only ends attempts that will never be answered (a wedged proxy, a
+/// black-holed VPC endpoint), and still leaves room for a retry within [`OPERATION_TIMEOUT`].
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait for one IAM or STS call, its retries and their backoff included: the SDK's
+/// retries of a timed-out attempt never run past it (worst case three 20 s attempts). An apply
+/// that meets a stalled endpoint fails within a minute per call instead of hanging.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The timeouts of every AWS call the provider and the command line make (fixed, documented
+/// defaults rather than arguments: nobody needs an IAM call to wait longer than a minute).
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
 
 /// Builds the shared SDK configuration and the IAM client for `region` (from
 /// [`resolve_region`]). `credentials`, when given, signs every call; otherwise the settings'
@@ -29,7 +53,8 @@ pub async fn build_clients(
 ) -> Clients {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.clone()))
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_retries + 1));
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_retries + 1))
+        .timeout_config(timeout_config());
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
     }
@@ -117,6 +142,10 @@ mod tests {
         );
         let retry = clients.sdk_config.retry_config().expect("retry config");
         assert_eq!(retry.max_attempts(), 4);
+        let timeouts = clients.sdk_config.timeout_config().expect("timeout config");
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
     }
 
     #[tokio::test]

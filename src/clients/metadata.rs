@@ -21,6 +21,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const FLAVOR_HEADER: &str = "Metadata-Flavor";
 const FLAVOR_VALUE: &str = "Google";
+/// Largest answer read from the metadata server: an ID token is about 1 KiB, so 64 KiB is far
+/// above any real answer and far below what could hurt.
+pub const MAX_BODY: usize = 64 * 1024;
 /// Longest piece of an error body quoted in a message.
 const BODY_EXCERPT: usize = 300;
 
@@ -100,6 +103,14 @@ pub enum MetadataError {
          response, HTTP {status}). Check `metadata_host` / GCE_METADATA_HOST."
     )]
     NotMetadataServer { host: String, status: u16 },
+
+    #[error(
+        "The metadata server at {host} answered with a body larger than the {} KiB size limit (an ID \
+         token is about 1 KiB); it was not read further. Something other than the GCE metadata \
+         server may be answering: check `metadata_host` / GCE_METADATA_HOST and any proxy on the way.",
+        .limit / 1024
+    )]
+    TooLarge { host: String, limit: usize },
 
     #[error("The metadata server at {host} returned an empty identity token.")]
     EmptyToken { host: String },
@@ -237,6 +248,27 @@ impl MetadataClient {
         .await
     }
 
+    /// The email of the account behind `service_account` (an alias such as `default`, or an
+    /// email), as the metadata server resolves it: `credential-process` keys its cache by it,
+    /// so that an alias re-pointed at another account never gets the first account's session.
+    /// Same retries and errors as [`MetadataClient::identity_token`]; an email is no secret.
+    pub async fn service_account_email(
+        &self,
+        service_account: &str,
+    ) -> Result<String, MetadataError> {
+        let mut url = self.identity_url(service_account, "");
+        url.set_query(None);
+        url.path_segments_mut()
+            .expect("http URL has path segments")
+            .pop()
+            .push("email");
+        retry(self.retry, MetadataError::is_transient, |attempt| {
+            self.try_once(&url, service_account, attempt)
+        })
+        .await
+        .map(Secret::into_inner)
+    }
+
     /// One request; `attempt` (1 = the first) goes into the errors that count attempts.
     async fn try_once(
         &self,
@@ -261,10 +293,7 @@ impl MetadataClient {
             .get(FLAVOR_HEADER)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case(FLAVOR_VALUE));
-        let body = match response.text().await {
-            Ok(b) => b,
-            Err(e) => return Err(self.transport_fault(&e, attempt)),
-        };
+        let body = self.read_capped(response, attempt).await?;
         if status == StatusCode::OK {
             if !is_google {
                 return Err(MetadataError::NotMetadataServer {
@@ -306,6 +335,39 @@ impl MetadataClient {
                 body: excerpt,
             },
         })
+    }
+
+    /// The body, read in chunks and abandoned past [`MAX_BODY`] whatever `Content-Length` says
+    /// (a proxy or a broken server in the metadata server's place could send gigabytes).
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+        attempt: u32,
+    ) -> Result<String, MetadataError> {
+        let too_large = || MetadataError::TooLarge {
+            host: self.host.clone(),
+            limit: MAX_BODY,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.transport_fault(&e, attempt)),
+            }
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     fn transport_fault(&self, e: &reqwest::Error, attempt: u32) -> MetadataError {
@@ -537,6 +599,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_email_behind_an_alias_is_asked_with_the_header() {
+        let email =
+            Reply::new(200, "ci@p.iam.gserviceaccount.com\n").header("Metadata-Flavor", "Google");
+        let (host, seen) = serve(vec![email]).await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let got = c.service_account_email("default").await.unwrap();
+        assert_eq!(got, "ci@p.iam.gserviceaccount.com");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].header("metadata-flavor"), Some("Google"));
+        assert!(
+            seen[0]
+                .request_line
+                .starts_with("GET /computeMetadata/v1/instance/service-accounts/default/email "),
+            "{}",
+            seen[0].request_line
+        );
+    }
+
+    #[tokio::test]
     async fn sends_the_header_and_returns_the_token() {
         let (host, seen) = serve(vec![ok()]).await;
         let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
@@ -671,6 +752,26 @@ mod tests {
         ] {
             assert!(msg.contains(needle), "{needle} missing in: {msg}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_size_limit_is_refused_without_echoing_it() {
+        let huge = "a".repeat(MAX_BODY + 1);
+        let (host, seen) = serve(vec![
+            Reply::new(200, &huge).header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(3)).unwrap();
+        let e = c.identity_token("default", "a").await.unwrap_err();
+        assert!(matches!(e, MetadataError::TooLarge { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("size limit") && text.contains(&host),
+            "{text}"
+        );
+        assert!(!text.contains("aaaa"), "{text}");
+        // Not transient: asking again brings the same answer.
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]

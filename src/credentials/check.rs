@@ -174,6 +174,33 @@ mod tests {
     }
 
     #[test]
+    fn a_session_policy_with_a_repeated_key_and_an_audience_iam_would_expand_are_refused() {
+        let mut c = config();
+        c.policy = Value::Value(
+            r#"{"Statement":[{"Effect":"Allow","Action":"sts:*","Action":"s3:GetObject","Resource":"*"}]}"#
+                .into(),
+        );
+        c.audience = Value::Value("${accounts.google.com:oaud}".into());
+        let problems = check(&c);
+        assert_eq!(
+            paths(&problems),
+            vec![AttributePath::new("audience"), AttributePath::new("policy")]
+        );
+        assert!(
+            problems[0].detail.contains("always be true"),
+            "{}",
+            problems[0].detail
+        );
+        assert!(
+            problems[1]
+                .detail
+                .contains("\"Action\" occurs more than once"),
+            "{}",
+            problems[1].detail
+        );
+    }
+
+    #[test]
     fn duration_bounds_are_inclusive() {
         for (d, ok) in [(899, false), (900, true), (43200, true), (43201, false)] {
             let mut c = config();

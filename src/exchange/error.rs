@@ -3,6 +3,7 @@
 //! one. No token, secret key or session token ever reaches these texts.
 
 use std::fmt;
+use std::time::Duration;
 
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
@@ -95,6 +96,26 @@ pub enum ExchangeError {
     #[error("STS call failed ({detail}).")]
     Sts { detail: String },
 
+    #[error("{}", timed_out_text(*.attempts, *.attempt_timeout, *.operation_timeout))]
+    StsTimedOut {
+        attempts: u32,
+        attempt_timeout: Option<Duration>,
+        operation_timeout: Option<Duration>,
+    },
+
+    #[error(
+        "The exchange did not finish within its {} s deadline: it was still {during}. Every \
+         exchange (metadata server, STS and their retries) ends at this deadline so that a server \
+         that answers slowly or fails for ever cannot hang Terraform or the AWS CLI. Check that the \
+         metadata server (`metadata_host` / GCE_METADATA_HOST / --metadata-host) and the STS \
+         endpoint (`endpoints.sts` / --sts-endpoint) answer, then try again.",
+        .deadline.as_secs()
+    )]
+    DeadlineExceeded {
+        deadline: Duration,
+        during: &'static str,
+    },
+
     #[error("STS answered without {0}.")]
     IncompleteResponse(&'static str),
 }
@@ -118,6 +139,8 @@ impl ExchangeError {
             ExchangeError::InvalidToken { .. } => "ID token rejected by STS",
             ExchangeError::Validation { .. } => "STS rejected the request",
             ExchangeError::RetriesExhausted { .. } => "STS unavailable",
+            ExchangeError::StsTimedOut { .. } => "AssumeRoleWithWebIdentity timed out",
+            ExchangeError::DeadlineExceeded { .. } => "Exchange deadline exceeded",
             ExchangeError::Sts { .. } | ExchangeError::IncompleteResponse(_) => {
                 "AssumeRoleWithWebIdentity failed"
             }
@@ -139,6 +162,26 @@ impl ExchangeError {
             _ => None,
         }
     }
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{} s", d.as_secs_f64()))
+        .unwrap_or_else(|| "the SDK's".to_owned())
+}
+
+fn timed_out_text(
+    attempts: u32,
+    attempt_timeout: Option<Duration>,
+    operation_timeout: Option<Duration>,
+) -> String {
+    format!(
+        "AssumeRoleWithWebIdentity timed out after {}: STS accepted the connection but did not \
+         answer within the {} attempt timeout ({attempts} attempt(s)). Check the STS endpoint \
+         (`endpoints.sts`, AWS_ENDPOINT_URL_STS or --sts-endpoint) and any proxy or VPC endpoint \
+         on the way to it, then try again.",
+        secs(operation_timeout),
+        secs(attempt_timeout),
+    )
 }
 
 fn expired_at(claims: &Option<Box<Claims>>) -> String {

@@ -9,6 +9,9 @@
 //! key that does not match ([`crate::trust_policy::denial`] decides which). No token, secret key
 //! or session token reaches an error, a log line or a `Debug` output.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
@@ -32,6 +35,32 @@ pub use params::ExchangeParams;
 pub use sts::{classify_sts_error, unsigned_sts_client, StsErrorKind};
 
 use sts::{StsErrorKind as Kind, StsFailure};
+
+/// The one overall deadline of an exchange: the metadata server, STS and all their retries
+/// (metadata attempts of 5 s with backoff capped at 5 s; STS calls end at
+/// [`crate::clients::aws::OPERATION_TIMEOUT`], 60 s). However large `max_retries` is, an
+/// exchange fails after this with [`ExchangeError::DeadlineExceeded`]. The command line bounds
+/// its wait for another invocation's cache lock by the same figure: that invocation's exchange
+/// ends by then.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// What an exchange was doing, for the error at its deadline.
+#[repr(u8)]
+enum Phase {
+    Token,
+    Sts,
+    Explain,
+}
+
+impl Phase {
+    fn describe(phase: u8) -> &'static str {
+        match phase {
+            p if p == Phase::Token as u8 => "getting an ID token from the metadata server",
+            p if p == Phase::Sts as u8 => "calling STS AssumeRoleWithWebIdentity",
+            _ => "reading the role from IAM to explain STS's refusal",
+        }
+    }
+}
 
 /// Where the ID token comes from.
 #[derive(Debug)]
@@ -67,7 +96,32 @@ impl Exchanger {
         Exchanger { sts, iam, retry }
     }
 
+    /// Runs one exchange within [`DEADLINE`].
     pub async fn exchange(&self, req: ExchangeRequest) -> Result<Credentials, ExchangeError> {
+        self.exchange_within(req, DEADLINE).await
+    }
+
+    /// Runs one exchange, ending it at `deadline` with an error that says what it was doing.
+    pub async fn exchange_within(
+        &self,
+        req: ExchangeRequest,
+        deadline: Duration,
+    ) -> Result<Credentials, ExchangeError> {
+        let phase = AtomicU8::new(Phase::Token as u8);
+        match tokio::time::timeout(deadline, self.run(req, &phase)).await {
+            Ok(result) => result,
+            Err(_) => Err(ExchangeError::DeadlineExceeded {
+                deadline,
+                during: Phase::describe(phase.load(Ordering::Relaxed)),
+            }),
+        }
+    }
+
+    async fn run(
+        &self,
+        req: ExchangeRequest,
+        phase: &AtomicU8,
+    ) -> Result<Credentials, ExchangeError> {
         let (token, origin) = match &req.token {
             TokenSource::Given(t) => (t.clone(), TokenOrigin::Given),
             TokenSource::Metadata(client) => (
@@ -89,9 +143,13 @@ impl Exchanger {
             policy: req.params.policy.as_deref(),
             policy_arns: &req.params.policy_arns,
         };
+        phase.store(Phase::Sts as u8, Ordering::Relaxed);
         let output = match sts::send(&self.sts, self.retry, params).await {
             Ok(output) => output,
-            Err(failure) => return Err(self.explain(failure, &req, &claims).await),
+            Err(failure) => {
+                phase.store(Phase::Explain as u8, Ordering::Relaxed);
+                return Err(self.explain(failure, &req, &claims).await);
+            }
         };
 
         let creds = output
@@ -135,6 +193,15 @@ impl Exchanger {
                 ExchangeError::RetriesExhausted { attempts, detail }
             }
             StsFailure::Failed { detail } => ExchangeError::Sts { detail },
+            StsFailure::TimedOut {
+                attempts,
+                attempt_timeout,
+                operation_timeout,
+            } => ExchangeError::StsTimedOut {
+                attempts,
+                attempt_timeout,
+                operation_timeout,
+            },
             StsFailure::Refused {
                 kind,
                 code,
@@ -329,6 +396,21 @@ mod tests {
         let sts = unsigned_sts_client(None, "us-east-1", Some(&url));
         let iam = with_iam.then(|| iam_client(&url));
         (Exchanger::new(sts, iam, fast(max_retries)), seen)
+    }
+
+    #[tokio::test]
+    async fn the_deadline_ends_the_exchange_and_says_what_it_was_doing() {
+        // STS answers after 5 s; the exchange's deadline is 0.3 s.
+        let (ex, _) = exchanger(vec![ok_xml().delayed(Duration::from_secs(5))], 0, false).await;
+        let e = ex
+            .exchange_within(good_request(), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ExchangeError::DeadlineExceeded { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("deadline"), "{text}");
+        assert!(text.contains("AssumeRoleWithWebIdentity"), "{text}");
+        assert!(DEADLINE > crate::clients::aws::OPERATION_TIMEOUT);
     }
 
     #[tokio::test]

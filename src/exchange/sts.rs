@@ -23,8 +23,8 @@ use aws_sdk_sts::operation::assume_role_with_web_identity::{
     AssumeRoleWithWebIdentityError, AssumeRoleWithWebIdentityOutput,
 };
 use aws_smithy_runtime_api::client::retries::classifiers::RetryClassifierPriority;
-use aws_smithy_types::timeout::TimeoutConfig;
 
+use crate::clients::aws::timeout_config;
 use crate::retry::RetryPolicy;
 use crate::secret::{without_sdk_trace, Secret};
 
@@ -192,30 +192,20 @@ pub fn unsigned_sts_client(
     let mut builder = match base {
         Some(cfg) => {
             let builder = aws_sdk_sts::config::Builder::from(cfg);
-            let timeouts = cfg.timeout_config();
-            match timeouts.and_then(|t| t.operation_attempt_timeout()) {
-                Some(_) => builder,
-                // Never wait forever on one attempt: the retry budget needs each one to end.
-                None => builder.timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(
-                            timeouts
-                                .and_then(|t| t.connect_timeout())
-                                .unwrap_or(Duration::from_secs(10)),
-                        )
-                        .operation_attempt_timeout(Duration::from_secs(30))
-                        .build(),
-                ),
+            match cfg.timeout_config() {
+                Some(t)
+                    if t.operation_attempt_timeout().is_some()
+                        && t.operation_timeout().is_some() =>
+                {
+                    builder
+                }
+                // Never wait forever on one attempt, nor on the call: see clients::aws.
+                _ => builder.timeout_config(timeout_config()),
             }
         }
         None => aws_sdk_sts::Config::builder()
             .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .build(),
-            ),
+            .timeout_config(timeout_config()),
     };
     builder.set_credentials_provider(None);
     builder.set_endpoint_url(endpoint.map(str::to_owned));
@@ -251,6 +241,12 @@ pub(super) enum StsFailure {
     Exhausted { attempts: u32, detail: String },
     /// Anything else (a request that could not be built, an unreadable 4xx answer).
     Failed { detail: String },
+    /// No answer within the attempt timeout, until the call's overall timeout ended it.
+    TimedOut {
+        attempts: u32,
+        attempt_timeout: Option<Duration>,
+        operation_timeout: Option<Duration>,
+    },
 }
 
 /// Calls `AssumeRoleWithWebIdentity` with `policy`'s retries.
@@ -311,7 +307,14 @@ pub(super) async fn send(
                 .map(|c| crate::diag::error_chain(c))
                 .unwrap_or_else(|| "dispatch failure".to_owned())
         )),
-        SdkError::TimeoutError(_) => exhausted("STS did not answer in time".to_owned()),
+        SdkError::TimeoutError(_) => {
+            let timeouts = client.config().timeout_config();
+            StsFailure::TimedOut {
+                attempts: attempts.0.load(Ordering::Relaxed),
+                attempt_timeout: timeouts.and_then(|t| t.operation_attempt_timeout()),
+                operation_timeout: timeouts.and_then(|t| t.operation_timeout()),
+            }
+        }
         // The raw response may hold credentials: describe it by status only.
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();

@@ -8,7 +8,7 @@ use tf_provider::schema::{Description, FunctionSchema, Parameter, Type};
 use tf_provider::value::Value;
 use tf_provider::{Diagnostics, Function};
 
-use crate::trust_policy::TrustInputs;
+use crate::trust_policy::{InputError, TrustInputs};
 use crate::validate::{self, Invalid};
 
 /// The function's name (Terraform calls it `provider::gcpfed::trust_policy`).
@@ -80,14 +80,16 @@ pub fn render(audience: &Value<String>, unique_ids: &UniqueIds) -> Result<String
         return Err(errors);
     }
     let audience = audience.as_ref_option().cloned().unwrap_or_default();
-    // Validation above refuses everything TrustInputs refuses; this only guards against drift.
+    // Validation above refuses everything TrustInputs refuses (it applies the same rules);
+    // this only guards against the two drifting apart.
     TrustInputs::new(audience, ids)
         .map(|inputs| inputs.render())
         .map_err(|e| {
-            vec![ArgError {
-                index: UNIQUE_IDS,
-                message: e.to_string(),
-            }]
+            let (index, invalid) = match e {
+                InputError::Audience(i) => (AUDIENCE, i),
+                InputError::UniqueIds(i) => (UNIQUE_IDS, i),
+            };
+            vec![arg_error(index, invalid)]
         })
 }
 
@@ -134,7 +136,8 @@ pub fn schema() -> FunctionSchema {
                 description: Description::markdown(
                     "The audience the workload requests from the GCE metadata server; rendered as \
                      the `accounts.google.com:oaud` condition. Non-empty, without surrounding \
-                     whitespace. Use the same value in `gcpfed_credentials`.",
+                     whitespace, IAM policy variables (`${`), wildcards (`*`, `?`) or control \
+                     characters. Use the same value in `gcpfed_credentials`.",
                 ),
             },
             Parameter {
@@ -146,7 +149,9 @@ pub fn schema() -> FunctionSchema {
                     "Numeric unique IDs of the Google service accounts allowed to assume the role \
                      (`google_service_account.x.unique_id`, 21 digits), not their emails; rendered \
                      as the `accounts.google.com:aud` and `accounts.google.com:sub` conditions. At \
-                     least one; order and repeats do not matter.",
+                     least one; order and repeats do not matter. All digits; another length than \
+                     21 is accepted (a function cannot warn; `gcpfed_role` does), so check an ID \
+                     with `gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'`.",
                 ),
             },
         ],
@@ -205,6 +210,14 @@ mod tests {
         let cases: Vec<(Value<String>, UniqueIds, i64, &str)> = vec![
             (aud(""), ids(&[SA1]), AUDIENCE, "Empty audience"),
             (aud(" a"), ids(&[SA1]), AUDIENCE, "whitespace"),
+            (
+                aud("${accounts.google.com:oaud}"),
+                ids(&[SA1]),
+                AUDIENCE,
+                "always be true",
+            ),
+            (aud("a*"), ids(&[SA1]), AUDIENCE, "wildcard"),
+            (aud("a\u{1}"), ids(&[SA1]), AUDIENCE, "control character"),
             (aud("a"), ids(&[]), UNIQUE_IDS, "at least one"),
             (aud("a"), ids(&["12ab"]), UNIQUE_IDS, "not all digits"),
             (

@@ -13,8 +13,9 @@ use crate::clients::settings::{
 use crate::diag::Problem;
 use crate::validate::{self, DEFAULT_SERVICE_ACCOUNT, SESSION_DURATION_DEFAULT};
 
-/// The provider block as Terraform sends it.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// The provider block as Terraform sends it. Its `Debug` is written by hand: `secret_key` and
+/// `token` are secrets, and a `{:?}` of the block (a log line, a panic) must not print them.
+#[derive(Default, Clone, Serialize, Deserialize)]
 pub struct ProviderConfig {
     pub region: Value<String>,
     pub profile: Value<String>,
@@ -27,6 +28,39 @@ pub struct ProviderConfig {
     pub endpoints: Value<EndpointsConfig>,
     #[serde(with = "tf_provider::value::serde_as_vec")]
     pub assume_role_with_gcp_identity: Value<GcpIdentityConfig>,
+}
+
+/// How a secret argument shows in `Debug`: whether it is set, never its value.
+fn redacted(value: &Value<String>) -> &'static str {
+    match value {
+        Value::Value(_) => "Value(***)",
+        Value::Null => "Null",
+        Value::Unknown => "Unknown",
+    }
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // access_key is an identifier (every signed request carries it in the clear) and helps
+        // tell configurations apart; secret_key and token are the secrets.
+        f.debug_struct("ProviderConfig")
+            .field("region", &self.region)
+            .field("profile", &self.profile)
+            .field("access_key", &self.access_key)
+            .field(
+                "secret_key",
+                &format_args!("{}", redacted(&self.secret_key)),
+            )
+            .field("token", &format_args!("{}", redacted(&self.token)))
+            .field("metadata_host", &self.metadata_host)
+            .field("max_retries", &self.max_retries)
+            .field("endpoints", &self.endpoints)
+            .field(
+                "assume_role_with_gcp_identity",
+                &self.assume_role_with_gcp_identity,
+            )
+            .finish()
+    }
 }
 
 /// The `assume_role_with_gcp_identity { ... }` block.
@@ -277,6 +311,36 @@ pub fn resolve_settings(config: &ProviderConfig, env: &dyn Environment) -> AwsSe
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn debug_names_secret_key_and_token_but_never_prints_them() {
+        let config = ProviderConfig {
+            access_key: Value::Value("AKIAEXAMPLEKEYID0001".into()),
+            secret_key: Value::Value("wJalrXUtnFEMIsecretKEY".into()),
+            token: Value::Value("FwoGZXIvYXdzSESSIONtoken".into()),
+            profile: Value::Unknown,
+            ..Default::default()
+        };
+        for text in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(
+                !text.contains("secretKEY") && !text.contains("SESSIONtoken"),
+                "{text}"
+            );
+            assert!(
+                text.contains("secret_key") && text.contains("token"),
+                "{text}"
+            );
+            assert!(
+                text.contains("***") && text.contains("AKIAEXAMPLEKEYID0001"),
+                "{text}"
+            );
+        }
+        let empty = format!("{:?}", ProviderConfig::default());
+        assert!(
+            !empty.contains("***"),
+            "an unset secret shows as unset: {empty}"
+        );
+    }
 
     fn config() -> ProviderConfig {
         ProviderConfig::default()

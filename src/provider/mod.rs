@@ -25,9 +25,11 @@ use crate::diag;
 use crate::ephemeral_resources::credentials::CredentialsEphemeral;
 use crate::functions::trust_policy::TrustPolicyFunction;
 use crate::plugin::Registry;
+/// The provider block as Terraform sends it (public for tests that check its `Debug`).
+pub use crate::provider::config::ProviderConfig;
 use crate::provider::config::{
     assume_role_path, check_config, resolve_settings, unknown_gcp_identity_arguments,
-    ProviderConfig, ASSUME_ROLE_BLOCK,
+    ASSUME_ROLE_BLOCK,
 };
 use crate::provider::identity::GcpIdentityCredentials;
 use crate::resources::role::RoleResource;

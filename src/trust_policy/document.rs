@@ -9,7 +9,12 @@
 //! - for the set-valued elements `Action`, `NotAction`, `Resource`, `NotResource`, the values of
 //!   `Principal` / `NotPrincipal` and condition values: a single string versus a one-element
 //!   list, the order of list items and repeated items (IAM ORs the values of such lists);
-//! - the letter case of condition key names (IAM documents condition keys as case-insensitive).
+//! - the letter case of condition key names (IAM documents condition keys as case-insensitive),
+//!   unless two keys of one operator block differ only in case: then IAM reads both, and folding
+//!   them into one would hide one of them, so such a block is compared exactly as written.
+//!
+//! A document with a key repeated in one object is equivalent to nothing: a parser keeps one of
+//! the two values, and comparing what it kept would hide the other.
 //!
 //! Everything else is a difference: `Version`, `Sid`, `Effect`, any value's spelling or case
 //! (actions included: we would rather show a harmless diff than hide a real one), numbers versus
@@ -21,6 +26,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
 use super::json_string;
+use crate::validate::repeated_key;
 
 /// IAM returns policy documents URL-encoded (RFC 3986, so `+` stays `%2B`); documents we hold
 /// ourselves are plain JSON. A plain JSON policy starts with `{`, an encoded one with `%7B`.
@@ -39,6 +45,10 @@ pub fn decode_document(raw: &str) -> Cow<'_, str> {
 /// the configuration says, or when a role is imported. The decoded text as is when not JSON.
 pub fn normalize_document(raw: &str) -> String {
     let decoded = decode_document(raw);
+    if repeated_key(&decoded).is_some() {
+        // Re-serialising would drop one of the values; show both, as IAM holds them.
+        return decoded.into_owned();
+    }
     match serde_json::from_str::<Value>(&decoded) {
         Ok(v) => {
             let mut out = String::with_capacity(decoded.len());
@@ -85,6 +95,9 @@ fn write_sorted(v: &Value, out: &mut String) {
 /// comment for the equivalences. Documents that are not JSON are compared as decoded text.
 pub fn policies_equivalent(a: &str, b: &str) -> bool {
     let (a, b) = (decode_document(a), decode_document(b));
+    if repeated_key(&a).is_some() || repeated_key(&b).is_some() {
+        return false;
+    }
     match (
         serde_json::from_str::<Value>(&a),
         serde_json::from_str::<Value>(&b),
@@ -146,11 +159,23 @@ fn canonical_condition(cond: Value) -> Value {
         .into_iter()
         .map(|(op, keys)| {
             let keys = match keys {
-                Value::Object(m) => Value::Object(
-                    m.into_iter()
-                        .map(|(k, v)| (k.to_ascii_lowercase(), as_sorted_set(v)))
-                        .collect(),
-                ),
+                Value::Object(m) => {
+                    let mut folded: Map<String, Value> = Map::new();
+                    let mut collide = false;
+                    for k in m.keys() {
+                        collide |= folded.insert(k.to_ascii_lowercase(), Value::Null).is_some();
+                    }
+                    // Colliding keys stay as written (a block with two keys equal but for case
+                    // can then only equal a block with exactly those keys); others fold.
+                    Value::Object(
+                        m.into_iter()
+                            .map(|(k, v)| {
+                                let k = if collide { k } else { k.to_ascii_lowercase() };
+                                (k, as_sorted_set(v))
+                            })
+                            .collect(),
+                    )
+                }
                 other => other,
             };
             (op, keys)
@@ -213,6 +238,52 @@ mod tests {
     }
 
     #[test]
+    fn colliding_condition_keys_are_a_difference() {
+        let base = r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*","Condition":{"StringEquals":{"aws:RequestedRegion":"us-east-1"}}}]}"#;
+        // Another value under the same key in other letter case: IAM reads both keys.
+        let widened = base.replacen(
+            r#"{"aws:RequestedRegion""#,
+            r#"{"AWS:REQUESTEDREGION":"eu-west-1","aws:RequestedRegion""#,
+            1,
+        );
+        assert!(!policies_equivalent(base, &widened));
+        assert!(!policies_equivalent(&widened, base));
+        assert!(policies_equivalent(&widened, &iam_encode(&widened)));
+        // Without a collision, case still folds.
+        assert!(policies_equivalent(
+            base,
+            &base.replace("aws:RequestedRegion", "AWS:requestedregion")
+        ));
+        let t = inputs_render();
+        let sub = t.replacen(
+            r#""StringEquals":{"#,
+            r#""StringEquals":{"ACCOUNTS.GOOGLE.COM:SUB":"1","#,
+            1,
+        );
+        assert!(!policies_equivalent(&t, &sub));
+    }
+
+    fn inputs_render() -> String {
+        TrustInputs::new("aud", ["104857600000000000001"])
+            .unwrap()
+            .render()
+    }
+
+    #[test]
+    fn a_document_with_a_repeated_key_is_equivalent_to_nothing_and_shown_as_is() {
+        let t = inputs_render();
+        let twice = t.replacen(
+            r#""Effect":"Allow""#,
+            r#""Effect":"Deny","Effect":"Allow""#,
+            1,
+        );
+        assert!(!policies_equivalent(&t, &twice));
+        assert!(!policies_equivalent(&twice, &twice));
+        assert!(!policies_equivalent(&iam_encode(&twice), &t));
+        assert_eq!(normalize_document(&iam_encode(&twice)), twice);
+    }
+
+    #[test]
     fn normalize_decodes_and_compacts() {
         let doc = "{ \"b\": {\"z\": 1, \"y\": [true, null]}, \"a\" : [1, 2] }";
         assert_eq!(
@@ -239,7 +310,8 @@ mod tests {
 
     fn arb_inputs() -> impl Strategy<Value = TrustInputs> {
         (
-            "[ -~]{1,40}",
+            // Printable ASCII, spaces inside only, no `$`, `*` or `?` (the audience rule).
+            "[!-#%-)+-\\x3E@-~]([ -#%-)+-\\x3E@-~]{0,38}[!-#%-)+-\\x3E@-~])?",
             proptest::collection::btree_set(arb_id(), 1..6),
         )
             .prop_map(|(aud, ids)| TrustInputs::new(aud, ids).unwrap())
@@ -327,5 +399,17 @@ mod tests {
             let other = TrustInputs::new(changed.iter().collect::<String>(), i.unique_ids().clone()).unwrap();
             prop_assert!(!policies_equivalent(&i.render(), &iam_encode(&other.render())));
         }
+    }
+
+    /// Found by make fuzz (target trust_policy): a document with a repeated key is not
+    /// equivalent even to itself, so IAM holding it is always drift; every other document is.
+    #[test]
+    fn a_repeated_key_makes_a_document_equivalent_to_nothing_not_even_itself() {
+        let found = br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObj3:::b/*","Action":"s3:GetObject","Effect":"A,low","Condition":{"StringLike":{"S3:PRn":"sts:AssumeRoleWithWebIde:"2 12-10-17"}"#;
+        let doc = std::str::from_utf8(found).unwrap();
+        assert!(!policies_equivalent(doc, doc));
+        let without =
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject"}]}"#;
+        assert!(policies_equivalent(without, without));
     }
 }

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::validate::{self, Invalid};
+
 pub mod denial;
 pub mod document;
 pub mod parse;
@@ -34,34 +36,31 @@ pub struct TrustInputs {
 }
 
 /// Why a [`TrustInputs`] could not be built: rendering one would open the role to more identities
-/// than intended, so the provider refuses instead.
+/// than intended (or to none), so the provider refuses instead. The rules are
+/// [`crate::validate`]'s, the same the schema checks apply, enforced here too so that no caller
+/// of this public API (the function, import, a future one) can skip them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    #[error("the audience is empty")]
-    EmptyAudience,
-    #[error("no service account unique ID is given")]
-    NoUniqueIds,
-    #[error("a service account unique ID is empty")]
-    EmptyUniqueId,
+    #[error("{}", .0.detail)]
+    Audience(Invalid),
+    #[error("{}", .0.detail)]
+    UniqueIds(Invalid),
 }
 
 impl TrustInputs {
-    /// Builds the inputs, refusing an empty audience or an empty set of IDs.
+    /// Builds the inputs, refusing what [`validate::audience`], [`validate::unique_id`] and
+    /// [`validate::unique_id_count`] refuse.
     pub fn new<I, S>(audience: impl Into<String>, unique_ids: I) -> Result<Self, InputError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let audience = audience.into();
-        if audience.is_empty() {
-            return Err(InputError::EmptyAudience);
-        }
+        validate::audience(&audience).map_err(InputError::Audience)?;
         let unique_ids: BTreeSet<String> = unique_ids.into_iter().map(Into::into).collect();
-        if unique_ids.is_empty() {
-            return Err(InputError::NoUniqueIds);
-        }
-        if unique_ids.iter().any(String::is_empty) {
-            return Err(InputError::EmptyUniqueId);
+        validate::unique_id_count(unique_ids.len()).map_err(InputError::UniqueIds)?;
+        for id in &unique_ids {
+            validate::unique_id(id).map_err(InputError::UniqueIds)?;
         }
         Ok(Self {
             audience,
@@ -163,11 +162,35 @@ pub(crate) mod tests {
 
     #[test]
     fn inputs_refuse_what_would_open_the_role() {
-        assert_eq!(TrustInputs::new("", [SA1]), Err(InputError::EmptyAudience));
-        assert_eq!(
-            TrustInputs::new("a", Vec::<String>::new()),
-            Err(InputError::NoUniqueIds)
-        );
-        assert_eq!(TrustInputs::new("a", [""]), Err(InputError::EmptyUniqueId));
+        for aud in [
+            "",
+            " a",
+            "${accounts.google.com:oaud}",
+            "a*",
+            "a?",
+            "a\u{1}",
+        ] {
+            assert!(
+                matches!(TrustInputs::new(aud, [SA1]), Err(InputError::Audience(_))),
+                "{aud:?}"
+            );
+        }
+        for ids in [
+            vec![],
+            vec![""],
+            vec!["abc"],
+            vec![SA1, "1 2"],
+            vec!["ci@p.iam"],
+        ] {
+            assert!(
+                matches!(
+                    TrustInputs::new("a", ids.clone()),
+                    Err(InputError::UniqueIds(_))
+                ),
+                "{ids:?}"
+            );
+        }
+        // Any number of digits is accepted: the length is a warning of the role's, not a rule.
+        assert!(TrustInputs::new("a", ["1048576"]).is_ok());
     }
 }

@@ -11,6 +11,7 @@ use super::{
     json_string, TrustInputs, ASSUME_ACTION, GOOGLE_PRINCIPAL, KEY_AUD, KEY_OAUD, KEY_SUB,
     POLICY_VERSION,
 };
+use crate::validate::repeated_key;
 
 /// What makes a document something other than a gcpfed trust policy. Each variant's message says
 /// what differs, in terms a user can check against the role in the IAM console.
@@ -31,9 +32,19 @@ pub enum ShapeMismatch {
     Operators(Vec<String>),
     MissingConditionKey(&'static str),
     ExtraConditionKey(String),
-    ConditionValue { key: &'static str, found: String },
-    AudSubDiffer { aud: Vec<String>, sub: Vec<String> },
+    ConditionValue {
+        key: &'static str,
+        found: String,
+    },
+    AudSubDiffer {
+        aud: Vec<String>,
+        sub: Vec<String>,
+    },
     SeveralAudiences(Vec<String>),
+    /// A key twice in one object: which of the two IAM reads is not ours to guess.
+    RepeatedKey(String),
+    /// The audience or an ID breaks a rule of [`crate::validate`] (see [`TrustInputs::new`]).
+    Inputs(String),
 }
 
 impl fmt::Display for ShapeMismatch {
@@ -58,6 +69,8 @@ impl fmt::Display for ShapeMismatch {
             Self::ConditionValue { key, found } => write!(f, "the value of {key} is {found} (expected a non-empty string or list of strings; for {KEY_AUD} and {KEY_SUB}, numeric unique IDs)"),
             Self::AudSubDiffer { aud, sub } => write!(f, "{KEY_AUD} lists {aud:?} but {KEY_SUB} lists {sub:?} (gcpfed renders the same unique IDs in both)"),
             Self::SeveralAudiences(a) => write!(f, "{KEY_OAUD} lists several audiences {a:?} (gcpfed manages exactly one)"),
+            Self::RepeatedKey(r) => write!(f, "in the trust policy, {r}, so which value IAM applies is ambiguous (gcpfed renders every key once)"),
+            Self::Inputs(why) => write!(f, "the trust policy's conditions are not ones gcpfed renders: {why}"),
         }
     }
 }
@@ -73,6 +86,9 @@ pub fn parse_trust_policy(raw: &str) -> Result<TrustInputs, ShapeMismatch> {
     let decoded = decode_document(raw);
     let doc: Value =
         serde_json::from_str(&decoded).map_err(|e| ShapeMismatch::NotJson(e.to_string()))?;
+    if let Some(r) = repeated_key(&decoded) {
+        return Err(ShapeMismatch::RepeatedKey(r.to_string()));
+    }
     let Value::Object(top) = doc else {
         return Err(ShapeMismatch::NotObject);
     };
@@ -159,10 +175,7 @@ pub fn parse_trust_policy(raw: &str) -> Result<TrustInputs, ShapeMismatch> {
         return Err(ShapeMismatch::SeveralAudiences(oaud.into_iter().collect()));
     }
     let audience = oaud.into_iter().next().expect("one audience");
-    TrustInputs::new(audience, aud).map_err(|_| ShapeMismatch::ConditionValue {
-        key: KEY_OAUD,
-        found: "\"\"".into(),
-    })
+    TrustInputs::new(audience, aud).map_err(|e| ShapeMismatch::Inputs(e.to_string()))
 }
 
 fn show(v: Option<&Value>) -> String {
@@ -233,7 +246,7 @@ mod tests {
 
     #[test]
     fn reports_what_differs_from_the_gcpfed_shape() {
-        let cases: Vec<(String, &str)> = vec![
+        let mut cases: Vec<(String, &str)> = vec![
             ("not json".into(), "not valid JSON"),
             ("[1]".into(), "not a JSON object"),
             (base(r#""Version":"2012-10-17","#, ""), "no Version"),
@@ -333,6 +346,26 @@ mod tests {
                 "oaud\" that gcpfed does not render",
             ),
         ];
+        cases.extend([
+            (
+                base(r#""Effect":"Allow""#, r#""Effect":"Deny","Effect":"Allow""#),
+                "the key \"Effect\" occurs more than once in Statement[0]",
+            ),
+            (
+                base(
+                    r#""accounts.google.com:oaud":"aud""#,
+                    r#""accounts.google.com:oaud":"${accounts.google.com:oaud}""#,
+                ),
+                "policy variable",
+            ),
+            (
+                base(
+                    r#""accounts.google.com:oaud":"aud""#,
+                    r#""accounts.google.com:oaud":"a*""#,
+                ),
+                "wildcard",
+            ),
+        ]);
         for (doc, want) in cases {
             let got = mismatch(&doc).to_string();
             assert!(got.contains(want), "for {doc}\n got: {got}\nwant: {want}");

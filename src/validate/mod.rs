@@ -10,6 +10,7 @@
 //! - [`session`]: what STS and the metadata server accept for one exchange (the requested
 //!   audience, service account, session name, duration and session policies).
 //! - [`endpoints`]: custom endpoint URLs, the metadata host and region names.
+//! - [`json`]: repeated keys in JSON documents, which parsers resolve silently.
 //!
 //! A rule returns [`Invalid`]: a title and a detail that names the fix. A rule for an argument
 //! that callers spell differently (`duration_seconds` in HCL, `--duration-seconds` on the
@@ -18,6 +19,7 @@
 
 mod arn;
 mod endpoints;
+mod json;
 mod role;
 mod session;
 
@@ -25,6 +27,7 @@ use std::fmt;
 
 pub use arn::*;
 pub use endpoints::*;
+pub use json::*;
 pub use role::*;
 pub use session::*;
 
@@ -76,12 +79,29 @@ pub fn null_element(attribute: &str) -> Invalid {
 
 /// What can be wrong with an audience, whichever side gives it: the role that renders it as
 /// `accounts.google.com:oaud`, or the caller that requests a token for it. Both refuse the same
-/// values; only the advice differs.
+/// values (the one audience rule); only the advice on the empty and padded cases differs.
 enum AudienceDefect {
     /// Empty or blank: a blank audience could only match a token issued for nothing.
     Empty,
     /// The token's `aud` claim is compared exactly, so stray whitespace never matches.
     SurroundingWhitespace,
+    /// A character IAM or a reviewer would read as more than itself.
+    Characters(CharacterDefect),
+}
+
+/// Characters an audience never holds, whoever gives it: one rule, one message
+/// ([`character_refusal`]) for the role, the function, the credentials, the provider block and
+/// the command line.
+enum CharacterDefect {
+    /// `${…}`: IAM expands policy variables inside condition values, so an audience of
+    /// `${accounts.google.com:oaud}` compares the token's audience with itself: always true.
+    PolicyVariable,
+    /// `*` or `?`: wildcards under a `StringLike` operator, and a trap for whoever later edits
+    /// the operator; no audience a metadata server issues needs one.
+    Wildcard(char),
+    /// A control character: invisible in the console and in plans, so a reviewer cannot see
+    /// what the condition compares with.
+    ControlCharacter(char),
 }
 
 fn audience_defect(audience: &str) -> Option<AudienceDefect> {
@@ -90,8 +110,53 @@ fn audience_defect(audience: &str) -> Option<AudienceDefect> {
         Some(AudienceDefect::Empty)
     } else if trimmed != audience {
         Some(AudienceDefect::SurroundingWhitespace)
+    } else if audience.contains("${") {
+        Some(AudienceDefect::Characters(CharacterDefect::PolicyVariable))
+    } else if let Some(c) = audience.chars().find(|c| c.is_control()) {
+        Some(AudienceDefect::Characters(
+            CharacterDefect::ControlCharacter(c),
+        ))
     } else {
-        None
+        audience
+            .chars()
+            .find(|c| matches!(c, '*' | '?'))
+            .map(|c| AudienceDefect::Characters(CharacterDefect::Wildcard(c)))
+    }
+}
+
+/// The refusal of an audience with a policy variable, a wildcard or a control character: the
+/// same words for the role, the function, the credentials, the provider block and the CLI.
+fn character_refusal(label: &str, audience: &str, defect: CharacterDefect) -> Invalid {
+    let fix = "Use the literal audience string your workload requests from the metadata server,                for example \"sts.amazonaws.com/my-role\" (letters, digits and punctuation such as                . / : - _), in gcpfed_role.audience and gcpfed_credentials.audience alike.";
+    let (summary, why) = match defect {
+        CharacterDefect::PolicyVariable => (
+            "Audience contains an IAM policy variable",
+            format!(
+                "{label} {audience:?} contains \"${{\", which IAM expands as a policy variable in \
+                 the trust policy's condition: an audience of \"${{accounts.google.com:oaud}}\" \
+                 would compare the token's audience with itself, so the oaud check would always \
+                 be true and any audience would be accepted."
+            ),
+        ),
+        CharacterDefect::Wildcard(c) => (
+            "Audience contains a wildcard",
+            format!(
+                "{label} {audience:?} contains the wildcard character {c:?}; under a StringLike \
+                 condition it would match many audiences, and a token's aud claim never needs one."
+            ),
+        ),
+        CharacterDefect::ControlCharacter(c) => (
+            "Audience contains a control character",
+            format!(
+                "{label} contains the control character U+{:04X}, which no plan or console shows, \
+                 so nobody reviewing the trust policy could see what it compares with.",
+                c as u32
+            ),
+        ),
+    };
+    Invalid {
+        summary,
+        detail: format!("{why} {fix}"),
     }
 }
 
@@ -127,5 +192,38 @@ mod tests {
             Some(AudienceDefect::SurroundingWhitespace)
         ));
         assert!(audience_defect("sts.amazonaws.com/x").is_none());
+    }
+
+    #[test]
+    fn an_audience_iam_would_expand_or_nobody_could_read_is_a_defect() {
+        assert!(matches!(
+            audience_defect("${accounts.google.com:oaud}"),
+            Some(AudienceDefect::Characters(CharacterDefect::PolicyVariable))
+        ));
+        assert!(matches!(
+            audience_defect("a*"),
+            Some(AudienceDefect::Characters(CharacterDefect::Wildcard('*')))
+        ));
+        assert!(matches!(
+            audience_defect("a?b"),
+            Some(AudienceDefect::Characters(CharacterDefect::Wildcard('?')))
+        ));
+        assert!(matches!(
+            audience_defect("a\u{1}"),
+            Some(AudienceDefect::Characters(
+                CharacterDefect::ControlCharacter('\u{1}')
+            ))
+        ));
+        assert!(matches!(
+            audience_defect("a\nb"),
+            Some(AudienceDefect::Characters(
+                CharacterDefect::ControlCharacter('\n')
+            ))
+        ));
+        // A lone `$` or `{` is no variable.
+        assert!(audience_defect("a$b{c}").is_none());
+        let i = character_refusal("--audience", "${x}", CharacterDefect::PolicyVariable);
+        assert!(i.detail.starts_with("--audience"), "{}", i.detail);
+        assert!(i.detail.contains("always be true"), "{}", i.detail);
     }
 }

@@ -8,8 +8,8 @@
 //! LimitExceeded error at apply names the quota.
 
 use super::{
-    audience_defect, first_bad_char, invalid, is_iam_name_char, is_path_char, AudienceDefect,
-    Invalid,
+    audience_defect, character_refusal, first_bad_char, invalid, is_iam_name_char, is_path_char,
+    AudienceDefect, Invalid,
 };
 
 pub const ROLE_NAME_MAX: usize = 64;
@@ -120,6 +120,7 @@ pub fn audience(a: &str) -> Result<(), Invalid> {
             "Audience has surrounding whitespace",
             format!("The audience {a:?} starts or ends with whitespace; the token's aud claim would have to match it exactly. Remove the whitespace."),
         ),
+        Some(AudienceDefect::Characters(d)) => Err(character_refusal("audience", a, d)),
     }
 }
 
@@ -142,6 +143,30 @@ pub fn unique_id(id: &str) -> Result<(), Invalid> {
         );
     }
     Ok(())
+}
+
+/// The length of the unique IDs Google issues to service accounts.
+pub const UNIQUE_ID_LEN: usize = 21;
+
+/// A warning, not a refusal, for an all-digit ID of another length than Google issues: most
+/// likely a typo or a truncated copy (which no token would ever match), but emulators and tests
+/// use shorter ones, so it does not stop a plan. `None` for 21 digits or an ID [`unique_id`]
+/// refuses anyway.
+pub fn unique_id_length(id: &str) -> Option<Invalid> {
+    let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    if !digits || id.len() == UNIQUE_ID_LEN {
+        return None;
+    }
+    Some(Invalid {
+        summary: "Unusual service account unique ID",
+        detail: format!(
+            "{id:?} has {} digits, but Google issues service account unique IDs of {UNIQUE_ID_LEN} \
+             digits, so no Google token would carry it. Check it against \
+             `gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'` or use \
+             google_service_account.x.unique_id.",
+            id.len()
+        ),
+    })
 }
 
 /// The number of service account unique IDs a trust policy names: none would leave a trust policy
@@ -222,11 +247,19 @@ pub fn inline_policy_name(name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A policy document: a JSON object with a `Statement`, as IAM requires.
+/// A policy document: a JSON object with a `Statement`, as IAM requires, and no key repeated in
+/// any object (a parser keeps one of the two values silently, and not every reader the same).
 pub fn policy_document(doc: &str) -> Result<(), Invalid> {
     const S: &str = "Invalid policy document";
     let fix = "Write the document with jsonencode({ Version = \"2012-10-17\", Statement = [ … ] }) or data.aws_iam_policy_document.x.json.";
-    match serde_json::from_str::<serde_json::Value>(doc) {
+    let parsed = serde_json::from_str::<serde_json::Value>(doc);
+    if let (Ok(_), Some(r)) = (&parsed, super::repeated_key(doc)) {
+        return invalid(
+            "Repeated key in policy document",
+            format!("In the policy, {r}: a JSON parser keeps only one of the values, so what IAM enforces may not be what the document shows. Keep one {:?} (merge the values into it). {fix}", r.key),
+        );
+    }
+    match parsed {
         Err(e) => invalid(S, format!("The policy is not valid JSON ({e}). {fix}")),
         Ok(serde_json::Value::Object(m)) if m.contains_key("Statement") => Ok(()),
         Ok(serde_json::Value::Object(_)) => {
@@ -307,6 +340,15 @@ mod tests {
         assert!(email.detail.contains("google_service_account.x.unique_id"));
         assert!(detail(unique_id("12a")).contains("google_service_account.x.unique_id"));
         assert!(detail(unique_id("")).contains("empty"));
+        assert_eq!(unique_id_length("104857600000000000001"), None);
+        assert_eq!(unique_id_length("ci@p"), None);
+        let short = unique_id_length("1048576").unwrap().detail;
+        assert!(short.contains("\"1048576\" has 7 digits"), "{short}");
+        assert!(
+            short.contains("gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'"),
+            "{short}"
+        );
+        assert!(unique_id_length(&"1".repeat(22)).is_some());
     }
 
     #[test]
@@ -342,6 +384,18 @@ mod tests {
         assert!(detail(policy_document("[]")).contains("not a JSON object"));
         assert!(detail(policy_document("{}")).contains("no \"Statement\""));
         assert!(detail(policy_document("{}")).contains("jsonencode"));
+        let repeated = policy_document(
+            r#"{"Statement":[{"Effect":"Deny","Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(repeated.summary, "Repeated key in policy document");
+        assert!(
+            repeated
+                .detail
+                .contains("the key \"Effect\" occurs more than once in Statement[0]"),
+            "{}",
+            repeated.detail
+        );
         let big = format!("{{\"Statement\":\"{}\"}}", "x".repeat(10_300));
         assert!(inline_policies_total([big.as_str()]).is_err());
         let spaced = format!("{{\"Statement\":[{}]}}", " ".repeat(20_000));

@@ -4,7 +4,10 @@
 //! `gcpfed_credentials` data source and ephemeral resource, and `credential-process` all take
 //! these; each passes the name its user typed as `label`.
 
-use super::{audience_defect, first_bad_char, invalid, is_iam_name_char, AudienceDefect, Invalid};
+use super::{
+    audience_defect, character_refusal, first_bad_char, invalid, is_iam_name_char, AudienceDefect,
+    Invalid,
+};
 
 /// The metadata server's alias for the account attached to the VM, node pool or Cloud Run
 /// service; the service account when none is given.
@@ -42,6 +45,7 @@ pub fn requested_audience(label: &str, audience: &str) -> Result<(), Invalid> {
                  exactly. Remove the whitespace."
             ),
         ),
+        Some(AudienceDefect::Characters(d)) => Err(character_refusal(label, audience, d)),
     }
 }
 

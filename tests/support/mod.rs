@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod bed;
+pub mod hardening;
+pub mod hardening_io;
 pub mod iam;
 pub mod plugin;
 pub mod process;

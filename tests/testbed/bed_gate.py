@@ -10,6 +10,11 @@ test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON
   DELETE /_testbed/calls              forget them (also POST /_testbed/calls/clear)
   POST   /_testbed/faults/aws         {"code", "times", "action"?="AssumeRoleWithWebIdentity",
                                        "status"?, "message"?}   (alias: /_testbed/faults/sts)
+                                      or {"drop_answer": true, "times", "action"}: the call is
+                                       forwarded to moto (it takes effect), then the connection
+                                       is reset without an answer: a lost answer. Recorded with
+                                       moto's status and error code, "injected" and
+                                       "answer_dropped" true.
   POST   /_testbed/faults/metadata    {"status"? , "delay_ms"?, "times"}
   GET|PUT /_testbed/service-accounts  [{"email", "unique_id", "aliases"}]
   POST   /_testbed/token              {"service_account", "audience", "expires_in"?, "issuer"?,
@@ -23,6 +28,8 @@ import html
 import http.client
 import json
 import re
+import socket
+import struct
 import threading
 import time
 from typing import Callable
@@ -206,6 +213,9 @@ class Gate:
                     call["web_identity_token"] = info.params.get("WebIdentityToken")
 
                 fault = state.take_aws_fault(info.action)
+                if fault is not None and fault.drop_answer:
+                    self.forward_and_drop_answer(call, body)
+                    return
                 if fault is not None:
                     namespace = IAM_NAMESPACE if info.service == "iam" else bed_sts.STS_NAMESPACE
                     call.update(status=fault.status, error_code=fault.code, injected=True)
@@ -247,6 +257,22 @@ class Gate:
                     call["issued"] = issued_credentials(data)
                 state.record(call)
                 self.relay(status, headers, data)
+
+            def forward_and_drop_answer(self, call: dict, body: bytes) -> None:
+                """Let moto perform the call, then reset the connection without a byte of answer."""
+                try:
+                    status, headers, data = gate.forward(self.command, self.path, self.headers, body)
+                    call.update(status=status, error_code=error_code_of(status, headers, data))
+                except OSError:
+                    call.update(status=502, error_code="TestBedUpstreamError")
+                call.update(injected=True, answer_dropped=True)
+                state.record(call)
+                # SO_LINGER 0: closing sends RST, as a load balancer or NAT dropping the flow would.
+                try:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass
+                self.close_connection = True
 
             def relay(self, status: int, headers: list, data: bytes) -> None:
                 try:

@@ -50,6 +50,9 @@ class AwsFault:
     message: str
     remaining: int
     action: str | None  # None: any action
+    # Forward the call to moto, then reset the connection without answering: the call took
+    # effect but its answer is lost (default off; see bed_gate's "drop_answer").
+    drop_answer: bool = False
 
 
 @dataclass
@@ -174,6 +177,11 @@ class BedState:
             raise BadRequest("faults: expected a JSON object")
         code = spec.get("code")
         times = spec.get("times", 1)
+        drop_answer = spec.get("drop_answer", False)
+        if not isinstance(drop_answer, bool):
+            raise BadRequest("faults: drop_answer must be true or false")
+        if drop_answer and code is None:
+            code = "AnswerDropped"
         if not isinstance(code, str) or not code:
             raise BadRequest("faults: code is required")
         if isinstance(times, bool) or not isinstance(times, int) or times < 0:
@@ -185,7 +193,7 @@ class BedState:
         message = str(spec.get("message", message))
         action = spec.get("action", "AssumeRoleWithWebIdentity")
         with self.lock:
-            self.aws_faults.append(AwsFault(code, status, error_type, message, times, action))
+            self.aws_faults.append(AwsFault(code, status, error_type, message, times, action, drop_answer))
 
     def take_aws_fault(self, action: str | None) -> AwsFault | None:
         with self.lock:

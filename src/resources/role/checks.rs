@@ -113,6 +113,31 @@ pub fn check_config(c: &RoleState) -> Vec<Problem> {
     problems
 }
 
+/// What deserves a look but does not stop a plan: unique IDs of another length than the 21
+/// digits Google issues (emulators and tests use shorter ones). Reported as warnings, once, at
+/// validate time.
+pub fn config_warnings(c: &RoleState) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Value::Value(ids) = &c.service_account_unique_ids {
+        for id in ids.iter().filter_map(str_of) {
+            if let Some(w) = validate::unique_id_length(id) {
+                out.push(Problem::invalid(
+                    AttributePath::new("service_account_unique_ids"),
+                    w,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Adds [`config_warnings`] to `diags` as warnings on their attributes.
+pub fn warn(diags: &mut tf_provider::Diagnostics, c: &RoleState) {
+    for w in config_warnings(c) {
+        diags.warning(w.summary, w.detail, w.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -211,6 +236,19 @@ mod tests {
                 .collect(),
         );
         assert_eq!(paths(&check_config(&c)), vec!["tags".to_string()]);
+    }
+
+    #[test]
+    fn ids_of_another_length_than_googles_get_a_warning_not_an_error() {
+        let mut c = config();
+        c.service_account_unique_ids = set(&[SA1, "1048576"]);
+        assert_eq!(check_config(&c), vec![]);
+        let warnings = config_warnings(&c);
+        assert_eq!(paths(&warnings), vec!["service_account_unique_ids"]);
+        assert!(warnings[0]
+            .detail
+            .contains("gcloud iam service-accounts describe EMAIL"));
+        assert_eq!(config_warnings(&config()), vec![]);
     }
 
     #[test]

@@ -71,6 +71,10 @@ fn advice(role: &str, e: &IamError) -> (String, Option<AttributePath>) {
             "IAM kept throttling requests after the provider's retries. Try again later, or raise max_retries in the provider block.".into(),
             None,
         ),
+        (_, "") if e.message.starts_with("timed out") => (
+            format!("IAM did not answer iam:{} in time. Check the provider's region, endpoints (`endpoints.iam`) and network path to IAM, then try again.", e.operation),
+            None,
+        ),
         (_, "") => (
             "IAM could not be reached. Check the provider's region, endpoints and network access, then try again.".into(),
             None,
@@ -87,6 +91,24 @@ pub(super) fn report(diags: &mut Diagnostics, summary: &str, role: &str, e: &Iam
         }
         None => diag::operation_error(diags, summary, &next, e),
     }
+}
+
+/// CreateRole met a role of this name that this apply did not make (see `adopt`).
+pub(super) fn report_not_ours(diags: &mut Diagnostics, role: &str, why: &[String], e: &IamError) {
+    diag::attribute_error(
+        diags,
+        AttributePath::new("name"),
+        "Role already exists",
+        diag::detail(
+            &format!(
+                "A role named {role:?} already exists in this account and was not made by this apply: {}. \
+                 It was left untouched. To manage it with Terraform, run `terraform import {TYPE_NAME}.<name> {role}` \
+                 (or use an import block); otherwise choose another name.",
+                why.join("; ")
+            ),
+            &e.to_string(),
+        ),
+    );
 }
 
 pub(super) fn report_unknown(diags: &mut Diagnostics, attr: &'static str) {

@@ -17,6 +17,7 @@ use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
 use aws_smithy_types::date_time::Format;
 
+use crate::clients::aws::{ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 use crate::retry::{retry, RetryPolicy};
 use crate::trust_policy::decode_document;
 
@@ -47,6 +48,14 @@ impl IamError {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let code = err.code().map(str::to_owned);
+        if let SdkError::TimeoutError(_) = err {
+            return Self {
+                operation,
+                subject: subject.map(str::to_owned),
+                code: None,
+                message: timed_out_message(),
+            };
+        }
         let message = match err.message() {
             Some(m) if code.is_some() => m.to_owned(),
             _ => DisplayErrorContext(&err).to_string(),
@@ -58,6 +67,17 @@ impl IamError {
             message,
         }
     }
+}
+
+/// Why a call that met a stalled endpoint failed, with the timeouts that ended it.
+fn timed_out_message() -> String {
+    format!(
+        "timed out after {} s: IAM accepted the connection but did not answer within the {} s \
+         attempt timeout, retries included. Check the IAM endpoint (`endpoints.iam`, \
+         AWS_ENDPOINT_URL_IAM) and any proxy or VPC endpoint on the way to it, then try again.",
+        OPERATION_TIMEOUT.as_secs(),
+        ATTEMPT_TIMEOUT.as_secs()
+    )
 }
 
 /// For IAM propagation after create: 7 retries of 0.2 s doubling up to 3 s, at most about 12 s
@@ -554,6 +574,21 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "AttachRolePolicy (arn:aws:iam::aws:policy/P): NoSuchEntity: Policy arn:aws:iam::aws:policy/P does not exist"
+        );
+    }
+
+    #[test]
+    fn a_timeout_names_the_call_and_both_timeouts() {
+        let e = IamError {
+            operation: "CreateRole",
+            subject: None,
+            code: None,
+            message: timed_out_message(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with("CreateRole: timed out after 60 s") && text.contains("20 s attempt"),
+            "{text}"
         );
     }
 

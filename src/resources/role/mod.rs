@@ -6,13 +6,17 @@
 //! - [`state`]: the state, its schema, and the all-known values create and update work from;
 //! - [`checks`]: the argument rules of [`crate::validate`], on their attributes;
 //! - [`iam`]: the IAM calls, their typed errors and their retries;
+//! - [`adopt`]: whether a role CreateRole met as "already exists" is the one this create made;
 //! - [`plan`]: planning (the trust policy is known at plan time) and reading back;
 //! - [`update`]: the IAM calls of an in-place update, in an order that never leaves the role with
 //!   fewer permissions than before and after;
-//! - [`diagnostics`]: what to do next when IAM refuses.
+//! - [`diagnostics`]: what to do next when IAM refuses;
+//! - [`account`]: an import ARN's account against the caller's.
 //!
 //! Rendering and comparing policies is [`crate::trust_policy`]'s.
 
+mod account;
+pub mod adopt;
 pub mod checks;
 pub mod diagnostics;
 pub mod iam;
@@ -21,6 +25,7 @@ pub mod state;
 pub mod update;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use tf_provider::schema::Schema;
@@ -31,8 +36,8 @@ use crate::clients::SharedClients;
 use crate::diag;
 use crate::validate::{self, Invalid};
 use checks::check_config;
-use diagnostics::{report, report_not_gcpfed, report_unknown};
-use iam::{NewRole, RoleApi};
+use diagnostics::{report, report_not_gcpfed, report_not_ours, report_unknown};
+use iam::{Created, NewRole, RoleApi};
 use plan::{merge, plan_change, plan_new};
 use state::{known, str_of, Desired};
 use update::apply_changes;
@@ -50,13 +55,39 @@ impl RoleResource {
     }
 }
 
-/// The role name an import ID names: the ID itself, or the name in a role ARN
-/// (`arn:aws:iam::123456789012:role/path/name`).
-fn import_name(id: &str) -> Result<&str, Invalid> {
-    if id.starts_with("arn:") {
-        return validate::parse_role_arn(id).map(|arn| arn.name);
+/// The role CreateRole reported as existing, when [`adopt::mismatches`] finds it is the one
+/// this create made; `Err(Some(why))` when it is not, `Err(None)` when it cannot be read.
+async fn adopt_existing(
+    api: &RoleApi<'_>,
+    want: &NewRole<'_>,
+    started: SystemTime,
+) -> Result<Created, Option<Vec<String>>> {
+    let remote = match api.fetch(want.name).await {
+        Ok(Some(remote)) => remote,
+        _ => return Err(None),
+    };
+    let why = adopt::mismatches(&remote, want, started, SystemTime::now());
+    if !why.is_empty() {
+        return Err(Some(why));
     }
-    validate::role_name(id).map(|()| id)
+    tracing::info!(
+        role = want.name,
+        "adopted the role a CreateRole with a lost answer made"
+    );
+    Ok(Created {
+        arn: remote.arn,
+        role_id: remote.role_id,
+        create_date: remote.create_date,
+    })
+}
+
+/// What an import ID names: a role name, and the account when the ID is a role ARN
+/// (`arn:aws:iam::123456789012:role/path/name`).
+fn import_name(id: &str) -> Result<(&str, Option<&str>), Invalid> {
+    if id.starts_with("arn:") {
+        return validate::parse_role_arn(id).map(|arn| (arn.name, Some(arn.account)));
+    }
+    validate::role_name(id).map(|()| (id, None))
 }
 
 #[async_trait]
@@ -70,6 +101,7 @@ impl Resource for RoleResource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        checks::warn(diags, &config);
         diag::report(diags, check_config(&config));
         Some(())
     }
@@ -152,19 +184,32 @@ impl Resource for RoleResource {
         };
         let clients = self.shared.get(diags)?;
         let api = RoleApi::new(&clients.iam);
-        let created = match api
-            .create(&NewRole {
-                name: &d.name,
-                path: &d.path,
-                trust_policy: &d.trust_policy,
-                description: d.description.as_deref(),
-                max_session_duration: d.max_session_duration,
-                permissions_boundary: d.boundary.as_deref(),
-                tags: &d.tags,
-            })
-            .await
-        {
+        let new_role = NewRole {
+            name: &d.name,
+            path: &d.path,
+            trust_policy: &d.trust_policy,
+            description: d.description.as_deref(),
+            max_session_duration: d.max_session_duration,
+            permissions_boundary: d.boundary.as_deref(),
+            tags: &d.tags,
+        };
+        let started = SystemTime::now();
+        let created = match api.create(&new_role).await {
             Ok(c) => c,
+            // A CreateRole whose answer was lost, retried by the SDK, meets its own role.
+            Err(e) if e.is("EntityAlreadyExists") => {
+                match adopt_existing(&api, &new_role, started).await {
+                    Ok(c) => c,
+                    Err(Some(mismatches)) => {
+                        report_not_ours(diags, &d.name, &mismatches, &e);
+                        return None;
+                    }
+                    Err(None) => {
+                        report(diags, "Cannot create IAM role", &d.name, &e);
+                        return None;
+                    }
+                }
+            }
             Err(e) => {
                 report(diags, "Cannot create IAM role", &d.name, &e);
                 return None;
@@ -259,8 +304,8 @@ impl Resource for RoleResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        let name = match import_name(&id) {
-            Ok(name) => name.to_owned(),
+        let (name, account) = match import_name(&id) {
+            Ok((name, account)) => (name.to_owned(), account.map(str::to_owned)),
             Err(i) => {
                 diags.root_error(
                     "Invalid import ID",
@@ -270,6 +315,22 @@ impl Resource for RoleResource {
             }
         };
         let clients = self.shared.get(diags)?;
+        if let Some(account) = account {
+            let caller = match account::caller_account(&clients).await {
+                Ok(caller) => caller,
+                Err(e) => {
+                    diags.root_error(
+                        "Cannot check the role ARN's account",
+                        diag::detail(&format!("Importing by ARN checks that {id:?} is in the account of the provider's credentials, with STS GetCallerIdentity, which failed. Check the provider's credentials and STS endpoint, or import by role name."), &e),
+                    );
+                    return None;
+                }
+            };
+            if let Err(i) = account::same_account(&id, &account, &caller) {
+                diags.root_error(i.summary, i.detail);
+                return None;
+            }
+        }
         let remote = match RoleApi::new(&clients.iam).fetch(&name).await {
             Ok(Some(remote)) => remote,
             Ok(None) => {
@@ -304,8 +365,11 @@ mod tests {
 
     #[test]
     fn import_ids() {
-        assert_eq!(import_name("r"), Ok("r"));
-        assert_eq!(import_name("arn:aws:iam::123456789012:role/ci/r"), Ok("r"));
+        assert_eq!(import_name("r"), Ok(("r", None)));
+        assert_eq!(
+            import_name("arn:aws:iam::123456789012:role/ci/r"),
+            Ok(("r", Some("123456789012")))
+        );
         let e = import_name("arn:aws:sts::123456789012:assumed-role/r/s").unwrap_err();
         assert!(e.detail.contains("not a role ARN"), "{}", e.detail);
         let e = import_name("my role").unwrap_err();

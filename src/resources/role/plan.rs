@@ -148,21 +148,23 @@ pub(super) fn merge(prior: &RoleState, remote: &RemoteRole) -> (RoleState, Optio
         map_value(&inline),
     );
 
+    // The trust policy IAM holds counts as unchanged only when it is recognised as a gcpfed
+    // trust policy whose inputs render, byte for byte, to what the state holds. Semantic
+    // equivalence alone is not enough: it must never be the thing that lets a widened policy
+    // (a colliding condition key, a repeated JSON key) pass as ours.
     let doc = remote.trust_policy.as_deref().unwrap_or("");
     let mut mismatch = None;
-    let same = str_of(&prior.trust_policy).is_some_and(|p| policies_equivalent(p, doc));
-    if !same {
-        match parse_trust_policy(doc) {
-            Ok(inputs) => {
-                s.audience = known(inputs.audience());
-                s.service_account_unique_ids = set_value(inputs.unique_ids());
-                s.trust_policy = known(inputs.render());
-            }
-            Err(m) => {
-                // Show IAM's document so the plan puts ours back; the inputs stay as they were.
-                s.trust_policy = known(normalize_document(doc));
-                mismatch = Some(m);
-            }
+    match parse_trust_policy(doc) {
+        Ok(inputs) if str_of(&prior.trust_policy) == Some(inputs.render().as_str()) => {}
+        Ok(inputs) => {
+            s.audience = known(inputs.audience());
+            s.service_account_unique_ids = set_value(inputs.unique_ids());
+            s.trust_policy = known(inputs.render());
+        }
+        Err(m) => {
+            // Show IAM's document so the plan puts ours back; the inputs stay as they were.
+            s.trust_policy = known(normalize_document(doc));
+            mismatch = Some(m);
         }
     }
     (s, mismatch)

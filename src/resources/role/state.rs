@@ -10,7 +10,7 @@ use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description
 use tf_provider::value::{Value, ValueMap, ValueNumber, ValueSet, ValueString};
 
 use crate::schema::attribute;
-use crate::trust_policy::TrustInputs;
+use crate::trust_policy::{InputError, TrustInputs};
 
 /// The Terraform type name.
 pub const TYPE_NAME: &str = "gcpfed_role";
@@ -115,7 +115,10 @@ impl Desired {
     pub(super) fn of(s: &RoleState) -> Result<Self, &'static str> {
         let audience = opt_str(&s.audience, "audience")?.unwrap_or_default();
         let ids = known_set(&s.service_account_unique_ids, "service_account_unique_ids")?;
-        let trust = TrustInputs::new(audience, ids).map_err(|_| "service_account_unique_ids")?;
+        let trust = TrustInputs::new(audience, ids).map_err(|e| match e {
+            InputError::Audience(_) => "audience",
+            InputError::UniqueIds(_) => "service_account_unique_ids",
+        })?;
         let max = match s.max_session_duration {
             Value::Value(n) => n,
             Value::Null => DEFAULT_MAX_SESSION_DURATION,
