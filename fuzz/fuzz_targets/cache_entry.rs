@@ -20,6 +20,7 @@ fn fixed_key() -> Option<CacheKey> {
         r#"{"role_arn":"arn:aws:iam::123456789012:role/ci","audience":"aws-ci",
             "service_account":"default","session_name":null,"duration_seconds":3600,
             "policy":null,"policy_arns":[],"region":"us-east-1",
+            "identity":"email:ci@p.iam.gserviceaccount.com",
             "token_source":"metadata metadata.google.internal","sts_endpoint":null}"#,
     )
     .ok()
