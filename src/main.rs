@@ -21,8 +21,9 @@ fn main() -> ExitCode {
 }
 
 fn serve_plugin() -> ExitCode {
-    // anyhow captures a backtrace for every error under RUST_BACKTRACE=1 (common on CI
-    // machines); a backtrace has no place in a Terraform diagnostic. Panics keep theirs.
+    // tf-provider's Diagnostic constructors append a captured backtrace to the detail when
+    // backtraces are enabled (RUST_BACKTRACE=1 is common on CI machines): hundreds of lines
+    // under every error. RUST_LIB_BACKTRACE=0 turns that capture off; panics keep theirs.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     // Both rustls back ends (aws-lc via the AWS SDK, ring via reqwest) are linked in; rustls
     // needs one chosen before any TLS configuration is built.
