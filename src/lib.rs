@@ -21,7 +21,7 @@
 //!   declarations with every field set.
 //! - `secret`: the wrapper no log or message can print.
 //! - `plugin`: our tfplugin6 server (go-plugin handshake, mTLS, dispatch to the typed traits).
-//! - `cli`: command-line mode (`credential-process`); `cache`: its on-disk credential cache.
+//! - `cli`: command-line mode, one file per sub-command; `cache`: the helper's credential cache.
 
 pub mod cache;
 pub mod claims;

@@ -1,5 +1,3 @@
-//! Command-line mode: what the binary does when a person (or the AWS CLI) runs it.
-//!
 //! `credential-process` is an AWS `credential_process` helper: it prints the Version 1 JSON
 //! document on stdout and nothing else, errors on stderr with a non-zero exit. The start-up path
 //! of a cache hit is kept lean (it runs before every AWS CLI command): argument parsing, one
@@ -8,16 +6,17 @@
 //! so no profile or credential chain is ever read and `AWS_PROFILE` naming the very profile that
 //! runs us cannot recurse).
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::Args;
+
+use super::{CliError, BINARY};
 
 use crate::cache::{self, Cache, CacheKey, Lookup};
-use crate::clients::metadata::{self, MetadataClient, MetadataError};
+use crate::clients::metadata::{self, MetadataClient};
 use crate::clients::settings::{self, Environment, ProcessEnvironment, Service};
 use crate::exchange::{
     self, ExchangeError, ExchangeParams, ExchangeRequest, Exchanger, TokenSource,
@@ -26,8 +25,6 @@ use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::validate;
 
-/// Name of the binary, as users type it.
-pub const BINARY: &str = "terraform-provider-gcpfed";
 /// The sub-command's name.
 pub const CREDENTIAL_PROCESS: &str = "credential-process";
 /// Region used when neither `--region` nor the environment names one (no profile is read).
@@ -40,31 +37,6 @@ pub const DEFAULT_DURATION: i32 = validate::SESSION_DURATION_DEFAULT as i32;
 /// alias's account (normally milliseconds), this wait, then its own exchange, each bounded by
 /// [`exchange::DEADLINE`]: three times it, twice when the identity needs no look-up.
 pub const LOCK_WAIT: Duration = exchange::DEADLINE;
-
-/// terraform-provider-gcpfed: a Terraform / OpenTofu provider that lets Google Cloud
-/// service accounts reach AWS through STS web-identity federation, with no stored AWS keys.
-///
-/// Terraform and OpenTofu start this binary themselves as a plugin; run by hand it is a
-/// command-line tool.
-#[derive(Debug, Parser)]
-#[command(name = "terraform-provider-gcpfed", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Print temporary AWS credentials for an AWS profile's `credential_process`.
-    ///
-    /// Asks the GCE metadata server for the service account's Google ID token, exchanges it
-    /// (unsigned) with STS AssumeRoleWithWebIdentity, and prints only the credential_process
-    /// Version 1 JSON on stdout. Credentials are cached per role, audience, the token's identity,
-    /// service account, session name, duration, session policy and region, and reused while
-    /// more than 15 minutes remain (half the session for sessions under 30 minutes), so the AWS
-    /// CLI makes one STS call per session instead of one per command.
-    CredentialProcess(CredentialProcessArgs),
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct CredentialProcessArgs {
@@ -151,7 +123,7 @@ contain the token or a secret."
 
 /// The binary's own path for the snippet, quoted for the AWS CLI's shell-like splitting when
 /// it holds anything but plain path characters.
-fn binary_for_snippet() -> String {
+pub(super) fn binary_for_snippet() -> String {
     let path = std::env::current_exe()
         .ok()
         .and_then(|p| p.to_str().map(str::to_owned))
@@ -166,161 +138,33 @@ fn binary_for_snippet() -> String {
     }
 }
 
-/// Parses `args` and runs the command; returns the process exit code.
-pub fn run<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let snippet = config_snippet(&binary_for_snippet());
-    let command = Cli::command().mut_subcommand(CREDENTIAL_PROCESS, |sub| {
-        sub.after_help(snippet.clone()).after_long_help(snippet)
+/// Runs the sub-command as the AWS CLI calls it: the document on stdout, errors on stderr.
+pub(super) fn run(args: &CredentialProcessArgs) -> ExitCode {
+    let result = credential_process(args, &ProcessEnvironment, &mut |line| {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{BINARY} {CREDENTIAL_PROCESS}: {line}"
+        );
     });
-    let parsed = command
-        .try_get_matches_from(args)
-        .and_then(|matches| Cli::from_arg_matches(&matches));
-    let cli = match parsed {
-        Ok(cli) => cli,
-        Err(err) => {
-            // clap prints --help / --version on stdout and usage errors on stderr.
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    match cli.command {
-        None => {
-            eprintln!(
-                "terraform-provider-gcpfed is a Terraform / OpenTofu provider plugin: \
-                 Terraform starts it itself.\nRun `terraform-provider-gcpfed --help` for \
-                 the command-line tools."
-            );
-            ExitCode::from(2)
-        }
-        Some(Command::CredentialProcess(args)) => {
-            let result = credential_process(&args, &ProcessEnvironment, &mut |line| {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "{BINARY} {CREDENTIAL_PROCESS}: {line}"
-                );
-            });
-            match result {
-                Ok(json) => {
-                    let mut out = std::io::stdout().lock();
-                    match writeln!(out, "{}", json.expose()).and_then(|()| out.flush()) {
-                        Ok(()) => ExitCode::SUCCESS,
-                        Err(err) => {
-                            eprintln!(
-                                "{BINARY} {CREDENTIAL_PROCESS}: cannot write to stdout: {err}"
-                            );
-                            ExitCode::FAILURE
-                        }
-                    }
-                }
+    match result {
+        Ok(json) => {
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", json.expose()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    let hint = err.hint().map(|h| format!("\n\n{h}")).unwrap_or_default();
-                    eprintln!(
-                        "{BINARY} {CREDENTIAL_PROCESS}: {}\n\n{err}{hint}",
-                        err.summary()
-                    );
+                    eprintln!("{BINARY} {CREDENTIAL_PROCESS}: cannot write to stdout: {err}");
                     ExitCode::FAILURE
                 }
             }
         }
-    }
-}
-
-/// What can stop `credential-process`. No variant holds a token or a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Invalid(String),
-
-    #[error(
-        "Cannot read the web identity token file {path}: {source}. Pass a readable file with \
-         --web-identity-token-file, or leave it out to ask the metadata server."
-    )]
-    TokenFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error(
-        "The web identity token file {0} is empty. Write the Google ID token into it, or leave \
-         --web-identity-token-file out to ask the metadata server."
-    )]
-    EmptyTokenFile(PathBuf),
-
-    #[error("Cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-
-    #[error(transparent)]
-    Exchange(#[from] ExchangeError),
-}
-
-impl CliError {
-    /// A short title, printed before the detail.
-    pub fn summary(&self) -> &'static str {
-        match self {
-            CliError::Invalid(_) => "Invalid argument",
-            CliError::TokenFile { .. } | CliError::EmptyTokenFile(_) => {
-                "Unusable web identity token file"
-            }
-            CliError::Runtime(_) => "Internal error",
-            CliError::Exchange(e) => e.summary(),
+        Err(err) => {
+            let hint = err.hint().map(|h| format!("\n\n{h}")).unwrap_or_default();
+            eprintln!(
+                "{BINARY} {CREDENTIAL_PROCESS}: {}\n\n{err}{hint}",
+                err.summary()
+            );
+            ExitCode::FAILURE
         }
-    }
-
-    /// The exchange's messages name the provider's arguments; this says which flags of
-    /// `credential-process` play their part.
-    pub fn hint(&self) -> Option<String> {
-        let CliError::Exchange(e) = self else {
-            return None;
-        };
-        let text = match e {
-            ExchangeError::Metadata(MetadataError::Unreachable { .. }) => {
-                "For credential-process: --metadata-host (or GCE_METADATA_HOST) names the metadata \
-                 server; --web-identity-token-file reads the ID token from a file instead."
-            }
-            ExchangeError::Metadata(MetadataError::UnknownServiceAccount { .. }) => {
-                "For credential-process: --service-account takes `default` or the email of an \
-                 account attached to this runner."
-            }
-            ExchangeError::Metadata(_) => {
-                "For credential-process: --metadata-host (or GCE_METADATA_HOST) names the metadata \
-                 server."
-            }
-            ExchangeError::Denied { .. } => {
-                "For credential-process: --audience is the token's aud (the role's \
-                 accounts.google.com:oaud) and --service-account decides its azp and sub (the \
-                 service account's unique ID in accounts.google.com:aud and :sub). This command \
-                 holds no AWS credentials to read the role (its STS call is unsigned): compare the \
-                 values above with the role's trust policy, for example with `aws iam get-role`."
-            }
-            ExchangeError::DurationTooLong { .. } => {
-                "For credential-process: lower --duration-seconds (default 3600)."
-            }
-            ExchangeError::SessionName(_) => {
-                "For credential-process: fix --session-name, or leave it out to use the token's sub."
-            }
-            ExchangeError::ExpiredToken { .. } | ExchangeError::MalformedToken { .. } => {
-                "For credential-process: with --web-identity-token-file, write a fresh ID token \
-                 into the file (or leave the flag out to ask the metadata server)."
-            }
-            ExchangeError::Validation { .. } => {
-                "For credential-process: check --role-arn, --duration-seconds, --session-name, \
-                 --policy and --policy-arn."
-            }
-            ExchangeError::RetriesExhausted { .. } => {
-                "For credential-process: --max-retries sets the retry budget (default 5)."
-            }
-            _ => return None,
-        };
-        Some(text.to_owned())
     }
 }
 
@@ -618,6 +462,8 @@ fn exchange_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::{CommandFactory, Parser};
     use crate::exchange::CredentialProcessDocument;
     use std::collections::HashMap;
 
