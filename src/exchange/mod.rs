@@ -24,11 +24,13 @@ use crate::session_name;
 use crate::trust_policy::{check_trust_policy, TrustFinding};
 use crate::validate::parse_role_arn;
 
+pub mod caller;
 pub mod credentials;
 pub mod error;
 pub mod params;
 pub mod sts;
 
+pub use caller::{Caller, Input};
 pub use credentials::{CredentialProcessDocument, Credentials};
 pub use error::{ExchangeError, TokenOrigin};
 pub use params::ExchangeParams;
