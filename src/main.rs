@@ -7,7 +7,20 @@ use std::time::Duration;
 /// Terraform sets this variable (to a fixed value) for every plugin it starts.
 const PLUGIN_MAGIC_COOKIE: &str = "TF_PLUGIN_MAGIC_COOKIE";
 
+/// The AWS SDK logs the bodies it marks sensitive (STS's secret key and session token) at trace
+/// level when this variable is `true`. A user may have it set for another tool; credentials must
+/// not reach a log because of it, so this process drops it.
+const SDK_SENSITIVE_BODY_LOGGING: &str = "LOG_SENSITIVE_BODIES";
+
 fn main() -> ExitCode {
+    if std::env::var_os(SDK_SENSITIVE_BODY_LOGGING).is_some() {
+        // Before any thread starts: the environment is still ours alone.
+        std::env::remove_var(SDK_SENSITIVE_BODY_LOGGING);
+        eprintln!(
+            "terraform-provider-gcpfed: {SDK_SENSITIVE_BODY_LOGGING} is ignored: this binary never \
+             logs credentials"
+        );
+    }
     // Terraform starts a plugin with no arguments. Any argument means the command line, even
     // with the cookie set: a `credential_process` helper started by a provider (ours or
     // terraform-provider-aws) inherits the cookie from it, and must print credentials

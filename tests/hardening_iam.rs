@@ -189,6 +189,42 @@ fn a_create_role_whose_answer_is_lost_ends_with_the_role_in_state() {
     assert!(in_iam(&bed, &name).is_none(), "destroy left {name} in IAM");
 }
 
+/// With `max_retries = 0` nothing retries the CreateRole whose answer was lost: the apply sees
+/// only the transport failure. The role this apply made is in IAM all the same, so it must still
+/// end in state rather than orphaned.
+#[test]
+fn without_retries_a_create_role_whose_answer_is_lost_still_ends_in_state() {
+    let bed = TestBed::start();
+    let name = unique_name("lost-no-retry");
+    let provider = bed
+        .provider_hcl()
+        .replacen("region ", "max_retries   = 0\n  region ", 1);
+    let main_tf = format!("{REQUIRED_PROVIDERS}{provider}{}", role_hcl(&name));
+    let wd = workdir(&main_tf);
+    drop_answers(&bed, "CreateRole", 1);
+    let apply = wd.apply();
+
+    let creates = calls_of(&bed, "CreateRole");
+    assert!(
+        creates.len() == 1 && creates[0].3 && creates[0].1 == 200,
+        "the lost-answer fault did not fire as planned (one CreateRole, answer dropped): {creates:?}"
+    );
+    let (role_id, _, _) = in_iam(&bed, &name).expect("the CreateRole made the role in IAM");
+
+    apply.ok();
+    let state = wd.show_json();
+    let v = resource_values_in(&state, ADDR).unwrap_or_else(|| {
+        panic!("{ADDR} is not in state after the apply: the role {name} is orphaned in IAM")
+    });
+    assert_eq!(text_of(&v, "unique_id"), role_id);
+    assert_eq!(
+        text_of(&v, "arn"),
+        format!("arn:aws:iam::{ACCOUNT_ID}:role/hardening/{name}")
+    );
+    wd.destroy().ok();
+    assert!(in_iam(&bed, &name).is_none(), "destroy left {name} in IAM");
+}
+
 #[test]
 fn a_lost_answer_never_adopts_a_role_that_existed_before_the_apply() {
     let bed = TestBed::start();

@@ -224,9 +224,10 @@ fn base_env(dir: &Path) -> Vec<(String, String)> {
         ),
         ("TF_LOG".into(), "trace".into()),
         ("TF_LOG_PROVIDER".into(), "trace".into()),
-        // The AWS SDK's own opt-in to log request and response bodies it marks sensitive (off
-        // unless a user sets it): a host's setting must not decide this test.
-        ("LOG_SENSITIVE_BODIES".into(), "false".into()),
+        // The AWS SDK's own opt-in to log the request and response bodies it marks sensitive
+        // (STS's answer holds the secret key). A user may have it set for another tool: the
+        // provider must not leak because of it, so the test runs with the worst host setting.
+        ("LOG_SENSITIVE_BODIES".into(), "true".into()),
     ]
 }
 

@@ -42,6 +42,11 @@ impl IamError {
         self.is("NoSuchEntity")
     }
 
+    /// No answer from IAM (a reset connection, a timeout): the call may have taken effect.
+    pub fn answer_lost(&self) -> bool {
+        self.code.is_none()
+    }
+
     fn from_sdk<E, R>(operation: &'static str, subject: Option<&str>, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -196,15 +196,17 @@ impl Resource for RoleResource {
         let started = SystemTime::now();
         let created = match api.create(&new_role).await {
             Ok(c) => c,
-            // A CreateRole whose answer was lost, retried by the SDK, meets its own role.
-            Err(e) if e.is("EntityAlreadyExists") => {
+            // A CreateRole whose answer was lost either meets its own role when the SDK retries
+            // it, or (no retry left) ends in a transport failure although IAM made the role.
+            // Both read the role back: ours is adopted rather than left outside state.
+            Err(e) if e.is("EntityAlreadyExists") || e.answer_lost() => {
                 match adopt_existing(&api, &new_role, started).await {
                     Ok(c) => c,
-                    Err(Some(mismatches)) => {
+                    Err(Some(mismatches)) if e.is("EntityAlreadyExists") => {
                         report_not_ours(diags, &d.name, &mismatches, &e);
                         return None;
                     }
-                    Err(None) => {
+                    Err(_) => {
                         report(diags, "Cannot create IAM role", &d.name, &e);
                         return None;
                     }
