@@ -14,13 +14,17 @@ machine hits both alike:
      vs N terraform_data resources under the same Terraform (Terraform's floor);
   4. IAM calls per role for create, refresh and a no-op plan, counted by the bed's recorder;
   5. the provider's peak RSS during the largest apply (VmHWM polled from /proc), start-to-schema
-     time (`terraform providers schema -json` vs Terraform alone), the binary's size.
+     time (`terraform providers schema -json` vs Terraform alone), the binary's size;
+  6. the exchange, a no-op plan and an apply at 0, 30 and 100 ms of latency per call, each
+     against a lower bound computed from the run's own figures (bench/latency.py);
+  7. auditing 1,000 roles: `audit` and the `gcpfed_google_trusts` data source, time, IAM calls
+     and peak RSS (bench/audit.py).
 
 Every output is checked (Version 1 JSON, exit codes, no-op plans really empty, STS calls really
 made or really saved), so a broken build fails the bench instead of timing an error path. No
 secret is printed. Every process started here is stopped on exit, also on Ctrl-C / SIGTERM.
 
-  .tools/venv/bin/python bench/bench.py [--runs 20] [--sizes 10,100,300] [--quick]
+  .tools/venv/bin/python bench/bench.py [--runs 20] [--sizes 10,100,300] [--latencies 0,30,100] [--quick]
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import latency  # bench/latency.py: rows 6
+import audit  # bench/audit.py: rows 7
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY_NAME = "terraform-provider-gcpfed"
@@ -518,12 +525,7 @@ class Bench:
     # -- 1 and 2 -------------------------------------------------------------------------------
     def exchange(self, bed: Bed, work: Path) -> None:
         runs = self.args.runs
-        role_arn = bed.iam().create_role(RoleName=BENCH_ROLE,
-                                         AssumeRolePolicyDocument=trust_policy(RUNNER_ID, AUDIENCE))["Role"]["Arn"]
-        ours_argv = [self.binary, "credential-process", "--role-arn", role_arn, "--audience", AUDIENCE,
-                     "--metadata-host", bed.metadata_host, "--sts-endpoint", bed.aws]
-        ours_env = clean_env(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-                             AWS_EC2_METADATA_DISABLED="true")
+        role_arn, ours_argv, ours_env = self.exchange_command(bed)
         blog_argv = [ROOT / "bench/blog-credential-process.sh", role_arn, AUDIENCE]
         blog_env = clean_env(GCE_METADATA_HOST=bed.metadata_host, STS_ENDPOINT=bed.aws, AWS_CLI=self.aws_cli,
                              AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=os.devnull,
@@ -602,6 +604,17 @@ class Bench:
         self.raw["cached"] = {"ours": cached, "spawn_true": spawn}
         self.notes.append(f"Cached call: spawning `/bin/true` the same way takes {fmt_span(summary(spawn))}, "
                           f"the floor of any process-based timing here.")
+
+    def exchange_command(self, bed: Bed):
+        """Creates the exchange role on the bed; its ARN, and `credential-process` for it (argv
+        without a cache flag, env)."""
+        role_arn = bed.iam().create_role(RoleName=BENCH_ROLE,
+                                         AssumeRolePolicyDocument=trust_policy(RUNNER_ID, AUDIENCE))["Role"]["Arn"]
+        argv = [self.binary, "credential-process", "--role-arn", role_arn, "--audience", AUDIENCE,
+                "--metadata-host", bed.metadata_host, "--sts-endpoint", bed.aws]
+        env = clean_env(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+                        AWS_EC2_METADATA_DISABLED="true")
+        return role_arn, argv, env
 
     def _raw_exchange(self, bed: Bed, role_arn: str) -> None:
         import urllib.parse
@@ -741,6 +754,24 @@ class Bench:
                 self.raw["rss"] = {"peaks": rss_peaks, "providers_per_apply": providers_per_apply,
                                    "wait4_maxrss": exact["maxrss"]}
 
+    def startup_cpu(self, ours_dir: Path) -> None:
+        """CPU of one provider start (issue 15: reduce it when over 10 ms): `providers schema -json`
+        starts the provider and asks only for its schema, so each process's CPU (wait4, exact) is
+        start-up (loader, runtime, TLS key and certificate, handshake) plus one schema answer;
+        `--version` in the same runs is the floor of loading the binary at all."""
+        per_start, version = [], []
+        for _ in range(self.args.runs):
+            diag = self.provider_rusage(lambda: must(self.tf_rusage(ours_dir, "providers", "schema", "-json"),
+                                                     "terraform providers schema -json (rusage)"))
+            per_start.append(diag["cpu"] / diag["processes"])
+            version.append(must(run([self.binary, "--version"], env=clean_env()), "--version").cpu)
+        self.notes.append(
+            f"Provider start-up CPU (issue 15's 10 ms budget): a provider process that starts, serves "
+            f"`GetProviderSchema` and stops uses {fmt_span(summary(per_start))} of CPU (user+sys, wait4); "
+            f"`terraform-provider-gcpfed --version` (loading the binary, no runtime, no TLS) uses "
+            f"{fmt_span(summary(version))}.")
+        self.raw["startup_cpu"] = {"per_start": per_start, "version": version}
+
     def provider_rusage(self, command) -> dict:
         """Runs command (Terraform behind the rusage wrapper); the provider processes' CPU and peak."""
         self.rusage_file.unlink(missing_ok=True)
@@ -822,6 +853,7 @@ class Bench:
             "base": fmt_span(s_alone), "ratio": f"+{over * 1000:.0f} ms", "goal": "< +100 ms", "met": met,
             "runs": f"{runs}+{runs}"})
         self.raw["schema"] = {"ours": ours, "alone": alone}
+        self.startup_cpu(ours_dir)
 
         size = self.binary.stat().st_size
         met = self.goal("5. release binary < 20 MB", size / 1e6 < GOAL_SIZE_MB, fmt_mb(size), "< 20 MB")
@@ -889,14 +921,22 @@ def parse_args(argv):
     parser.add_argument("--binary", default=str(ROOT / "target/release" / BINARY_NAME))
     parser.add_argument("--out", default=str(ROOT / ".bench"))
     parser.add_argument("--quick", action="store_true", help="3 runs (N=10,30 unless --sizes): a smoke run")
-    parser.add_argument("--only", default="", help="comma list of: exchange,terraform,calls,schema")
+    parser.add_argument("--only", default="", help="comma list of: exchange,terraform,calls,schema,latency,audit")
+    parser.add_argument("--latencies", default="0,30,100", help="ms per call for rows 6 (0 is always run)")
+    parser.add_argument("--latency-size", type=int, default=None, help="N of roles for rows 6 (100)")
+    parser.add_argument("--latency-apply-runs", type=int, default=None, help="applies per latency (--runs)")
     args = parser.parse_args(argv)
     sizes = args.sizes or ("10,30" if args.quick else "10,100,300")
     args.sizes = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    args.latencies = sorted({int(s) for s in args.latencies.split(",") if s.strip()})
+    if args.latency_size is None:
+        args.latency_size = 30 if args.quick else 100
     if args.quick:
         args.runs, args.fast_runs, args.apply_runs = 3, 3, 3
     elif args.runs < 20:
         parser.error("--runs below 20 gives no table row worth quoting; use --quick for a smoke run")
+    if args.latency_apply_runs is None:
+        args.latency_apply_runs = args.runs
     return args
 
 
@@ -940,6 +980,12 @@ def main(argv) -> int:
         if not only or "calls" in only:
             log("4: IAM calls with 0 and 3 inline policies")
             bench.calls_formula(bed, tf, work)
+        if not only or "latency" in only:
+            bed.reset()
+            _, argv, env = bench.exchange_command(bed)
+            latency.run_rows(bench, bed, tf, work, sys.modules[__name__], argv + ["--no-cache"], env)
+        if not only or "audit" in only:
+            audit.run_rows(bench, bed, tf, work, sys.modules[__name__])
         if not only or "schema" in only:
             log(f"5: providers schema -json, {args.runs} runs of each; binary size")
             bench.schema_and_size(bed, tf, work)

@@ -17,26 +17,12 @@ say() { printf '\n==> demo: %s\n' "$*"; }
 [ -x "$TERRAFORM" ] || { echo "demo: run make tools first" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gcpfed-demo.XXXXXX")
-bed_pid=""
-
-stop_bed() {
-  if [ -n "$bed_pid" ] && kill -0 "$bed_pid" 2>/dev/null; then
-    kill -TERM "$bed_pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$bed_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$bed_pid" 2>/dev/null || true
-  fi
-  if [ -n "$bed_pid" ]; then
-    wait "$bed_pid" 2>/dev/null || true
-  fi
-  bed_pid=""
-}
+# shellcheck source=scripts/bed_lib.sh
+. "$ROOT/scripts/bed_lib.sh"
 
 cleanup() {
   local rc=$?
-  stop_bed
+  bed_stop
   rm -rf "$work"
   exit "$rc"
 }
@@ -45,34 +31,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "starting the test bed (moto IAM/STS behind the STS gate, GCE metadata emulator)"
-"$PYTHON" "$ROOT/tests/testbed/testbed.py" --serve --ready-file "$work/bed.json" --parent-pid $$ \
-  </dev/null >"$work/bed.out" 2>"$work/bed.log" &
-bed_pid=$!
-for _ in $(seq 600); do
-  [ -s "$work/bed.json" ] && break
-  if ! kill -0 "$bed_pid" 2>/dev/null; then
-    echo "demo: the test bed exited before it was ready:" >&2
-    cat "$work/bed.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-[ -s "$work/bed.json" ] || { echo "demo: the test bed was not ready after 60 s" >&2; cat "$work/bed.log" >&2; exit 1; }
-read -r aws_endpoint metadata_host < <("$PYTHON" -c '
-import json, sys
-info = json.load(open(sys.argv[1]))
-print(info["aws_endpoint"], info["metadata_host"])' "$work/bed.json")
+bed_start "$work"
 echo "AWS (IAM + STS): $aws_endpoint    GCE metadata: $metadata_host    (pid $bed_pid)"
 
 # The provider binary just built, through dev_overrides (no init, no registry).
-cat >"$work/cli.tfrc" <<TFRC
-provider_installation {
-  dev_overrides {
-    "registry.terraform.io/gcpfed/gcpfed" = "$PROVIDER_DIR"
-  }
-  direct {}
-}
-TFRC
+write_cli_config "$work/cli.tfrc" "$PROVIDER_DIR"
 cp -R "$ROOT/examples/quickstart" "$work/quickstart"
 cd "$work/quickstart"
 
@@ -96,5 +59,5 @@ say "terraform destroy"
 "$TERRAFORM" destroy -auto-approve -input=false "${nocolor[@]}"
 
 say "stopping the test bed"
-stop_bed
+bed_stop
 say "done: applied, showed and destroyed examples/quickstart; the test bed is stopped"

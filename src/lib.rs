@@ -5,14 +5,15 @@
 //! - `provider`: the registry of every Terraform type, and `configure` (its block and checks in
 //!   `config`, its schema in `schema`, the credentials of `assume_role_with_gcp_identity` in
 //!   `identity`); nothing imports it back.
-//! - `clients`: leaf: the AWS SDK and metadata-server clients, the settings they are built from
+//! - `clients`: leaf: the AWS SDK, metadata-server and IAM Credentials (impersonation) clients, the settings they are built from
 //!   with their environment fallbacks (`settings`), and the cell that shares them (`shared`).
 //! - `resources` / `data_sources` / `ephemeral_resources` / `functions`: one module per
 //!   Terraform type (`resources::role` split by concern).
 //! - `credentials`: what the `gcpfed_credentials` data source and ephemeral resource share.
 //! - `exchange`: metadata token -> STS credentials, its parameters (`params`) and the one
 //!   credential_process document, for the Terraform types and the command line alike.
-//! - `trust_policy`: render, parse, compare and explain a denial: pure functions.
+//! - `trust_policy`: render, parse, compare, explain a denial and grade Google trusts (`audit`):
+//!   pure functions.
 //! - `validate`: every input rule and limit, whoever the caller (role, ARNs, the exchange's
 //!   arguments, endpoints).
 //! - `claims`: a Google ID token's claims, unverified; `session_name`: the name sent to STS.

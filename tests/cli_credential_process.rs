@@ -25,20 +25,6 @@ const EXCHANGE: &str = "AssumeRoleWithWebIdentity";
 /// Longest any one process of these tests may run before it is killed and the test fails.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn helper_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gcpfed"))
-}
-
-fn aws_cli() -> PathBuf {
-    let path = support::repo_root().join(".tools/venv/bin/aws");
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `make tools` (awscli is pinned in tests/requirements.txt)",
-        path.display()
-    );
-    path
-}
-
 /// One test's world: a bed, a role that trusts the bed's default runner for AUDIENCE, and a
 /// private directory with HOME, the cache and the AWS config files.
 struct Fixture {
@@ -113,7 +99,7 @@ impl Fixture {
     fn write_aws_config(&self, args: &[String]) {
         let text = format!(
             "[profile {PROFILE}]\ncredential_process = {} {}\nendpoint_url = {}\nregion = {REGION}\n",
-            helper_binary().display(),
+            support::helper_binary().display(),
             args.join(" "),
             self.bed.aws_endpoint
         );
@@ -149,7 +135,7 @@ impl Fixture {
         for (k, v) in extra {
             env.insert(k.to_string(), v.to_string());
         }
-        run(&helper_binary(), args, &env)
+        run(&support::helper_binary(), args, &env)
     }
 
     /// The AWS CLI with `args` (the profile is chosen by the caller).
@@ -159,7 +145,7 @@ impl Fixture {
             env.insert(k.to_string(), v.to_string());
         }
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        run(&aws_cli(), &args, &env)
+        run(&support::aws_cli(), &args, &env)
     }
 
     /// The venv's Python with a script and arguments.
@@ -665,7 +651,7 @@ fn a_denial_exits_non_zero_with_claims_against_keys_and_no_secret() {
     assert_eq!(exchanges[0].error_code.as_deref(), Some("AccessDenied"));
     for phrase in [
         "STS denied AssumeRoleWithWebIdentity",
-        "For credential-process: --audience is the token's aud",
+        "--audience sets the token's aud; --service-account decides its azp and sub",
         NOT_AUTHORIZED,
         &format!("accounts.google.com:aud  is compared with the token's azp = \"{RUNNER_ID}\""),
         &format!("accounts.google.com:oaud is compared with the token's aud = \"{wrong}\""),
@@ -766,12 +752,12 @@ fn aws_profile_naming_the_calling_profile_causes_no_recursion() {
 fn the_help_shows_a_ready_aws_config_snippet() {
     let env: BTreeMap<String, String> = BTreeMap::new();
     let out = run(
-        &helper_binary(),
+        &support::helper_binary(),
         &["credential-process".into(), "--help".into()],
         &env,
     );
     assert!(out.success(), "{}", out.describe());
-    let binary = helper_binary();
+    let binary = support::helper_binary();
     for phrase in [
         "~/.aws/config".to_string(),
         "[profile gcp-ci]".to_string(),
@@ -789,7 +775,7 @@ fn the_help_shows_a_ready_aws_config_snippet() {
     }
     // A usage error goes to stderr with exit 2, stdout stays empty.
     let out = run(
-        &helper_binary(),
+        &support::helper_binary(),
         &["credential-process".into(), "--audience".into(), "x".into()],
         &env,
     );
@@ -820,7 +806,7 @@ fn off_google_cloud_the_error_names_the_flags_that_fix_it() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let out = run(&helper_binary(), &args, &env);
+    let out = run(&support::helper_binary(), &args, &env);
     assert_eq!(out.status, Some(1), "{}", out.describe());
     assert_eq!(out.stdout, "");
     for phrase in [

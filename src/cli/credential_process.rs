@@ -79,8 +79,28 @@ pub struct CredentialProcessArgs {
     pub metadata_host: Option<String>,
 
     /// Read the Google ID token from this file instead of asking the metadata server.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", conflicts_with = "impersonate_service_account")]
     pub web_identity_token_file: Option<PathBuf>,
+
+    /// Email or unique ID of a service account to impersonate: its ID token is minted by the
+    /// IAM Credentials API, authorised by --service-account's access token (which needs
+    /// roles/iam.serviceAccountTokenCreator on it).
+    #[arg(long, value_name = "SA")]
+    pub impersonate_service_account: Option<String>,
+
+    /// Delegation chain to --impersonate-service-account (repeatable, in order: the runner can
+    /// impersonate the first, each the next, the last one the impersonated account).
+    #[arg(
+        long = "delegate",
+        value_name = "SA",
+        requires = "impersonate_service_account"
+    )]
+    pub delegates: Vec<String>,
+
+    /// Base URL of the IAM Credentials API [env: GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT;
+    /// default: https://iamcredentials.googleapis.com/v1/].
+    #[arg(long, value_name = "URL")]
+    pub iam_credentials_endpoint: Option<String>,
 
     /// Session policy (JSON) that further limits the session.
     #[arg(long, value_name = "JSON")]
@@ -158,11 +178,7 @@ pub(super) fn run(args: &CredentialProcessArgs) -> ExitCode {
             }
         }
         Err(err) => {
-            let hint = err.hint().map(|h| format!("\n\n{h}")).unwrap_or_default();
-            eprintln!(
-                "{BINARY} {CREDENTIAL_PROCESS}: {}\n\n{err}{hint}",
-                err.summary()
-            );
+            eprintln!("{BINARY} {CREDENTIAL_PROCESS}: {}\n\n{err}", err.summary());
             ExitCode::FAILURE
         }
     }
@@ -176,6 +192,8 @@ pub struct Resolved {
     pub region: String,
     pub sts_endpoint: Option<String>,
     pub metadata_host: String,
+    /// Base URL of the IAM Credentials API (used when impersonating).
+    pub iam_credentials_endpoint: String,
     pub token_file: Option<PathBuf>,
     pub max_retries: u32,
     /// `None` with `--no-cache`, or when no directory can be found (no HOME).
@@ -194,6 +212,12 @@ impl Resolved {
                 let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
                 format!("file {}", path.display())
             }
+            // An impersonated token comes through the API too: another endpoint may stand for
+            // another identity.
+            None if self.params.impersonate_service_account.is_some() => format!(
+                "metadata {} iamcredentials {}",
+                self.metadata_host, self.iam_credentials_endpoint
+            ),
             None => format!("metadata {}", self.metadata_host),
         };
         CacheKey {
@@ -256,6 +280,30 @@ pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Re
         }
     }
     let metadata_host = settings::metadata_host(args.metadata_host.as_deref(), env);
+    let iam_credentials_endpoint =
+        settings::iam_credentials_endpoint(args.iam_credentials_endpoint.as_deref(), env);
+    let target = args.impersonate_service_account.as_deref();
+    if let Some(target) = target {
+        if let Err(e) = validate::impersonated_account("--impersonate-service-account", target) {
+            return invalid(e.detail);
+        }
+        if let Err(reason) = validate::endpoint_url(&iam_credentials_endpoint) {
+            return invalid(format!(
+                "the IAM Credentials endpoint (--iam-credentials-endpoint or \
+                 GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT) must be an absolute http:// or https:// \
+                 URL; {reason}."
+            ));
+        }
+    }
+    let delegates = match validate::delegates(
+        "--delegate",
+        &args.delegates,
+        target,
+        "--impersonate-service-account",
+    ) {
+        Ok(chain) => chain,
+        Err(e) => return invalid(e.detail),
+    };
     let mut policy_arns = args.policy_arns.clone();
     policy_arns.sort();
     policy_arns.dedup();
@@ -278,10 +326,13 @@ pub fn resolve(args: &CredentialProcessArgs, env: &dyn Environment) -> Result<Re
             duration_seconds: Some(args.duration_seconds),
             policy: args.policy.clone(),
             policy_arns,
+            impersonate_service_account: args.impersonate_service_account.clone(),
+            delegates,
         },
         region,
         sts_endpoint,
         metadata_host,
+        iam_credentials_endpoint,
         token_file: args.web_identity_token_file.clone(),
         max_retries: args.max_retries,
         cache_dir,
@@ -443,10 +494,13 @@ fn exchange_once(
         let backoff = RetryPolicy::new(resolved.max_retries);
         let token = match token {
             Some(token) => TokenSource::Given(token),
-            None => TokenSource::Metadata(
+            None => TokenSource::google(
                 MetadataClient::new(&resolved.metadata_host, metadata::DEFAULT_TIMEOUT, backoff)
                     .map_err(ExchangeError::from)?,
-            ),
+                &resolved.iam_credentials_endpoint,
+                backoff,
+                &resolved.params,
+            )?,
         };
         let sts =
             exchange::unsigned_sts_client(None, &resolved.region, resolved.sts_endpoint.as_deref());
@@ -463,8 +517,8 @@ fn exchange_once(
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
-    use clap::{CommandFactory, Parser};
     use crate::exchange::CredentialProcessDocument;
+    use clap::{CommandFactory, Parser};
     use std::collections::HashMap;
 
     fn parse(extra: &[&str]) -> Result<CredentialProcessArgs, clap::Error> {
@@ -480,7 +534,7 @@ mod tests {
         let cli = Cli::try_parse_from(argv)?;
         match cli.command {
             Some(Command::CredentialProcess(args)) => Ok(args),
-            None => panic!("no command"),
+            _ => panic!("not credential-process"),
         }
     }
 
@@ -572,7 +626,7 @@ mod tests {
         ];
         let args = match Cli::try_parse_from(&argv).unwrap().command {
             Some(Command::CredentialProcess(a)) => a,
-            None => unreachable!(),
+            _ => unreachable!(),
         };
         let err = resolve(&args, &none).unwrap_err().to_string();
         assert!(
@@ -583,7 +637,7 @@ mod tests {
         argv[5] = " ";
         let args = match Cli::try_parse_from(&argv).unwrap().command {
             Some(Command::CredentialProcess(a)) => a,
-            None => unreachable!(),
+            _ => unreachable!(),
         };
         assert!(resolve(&args, &none)
             .unwrap_err()
@@ -608,7 +662,7 @@ mod tests {
             ];
             let args = match Cli::try_parse_from(argv).unwrap().command {
                 Some(Command::CredentialProcess(a)) => a,
-                None => unreachable!(),
+                _ => unreachable!(),
             };
             let err = resolve(&args, &HashMap::new()).unwrap_err();
             assert_eq!(err.summary(), "Invalid argument");
@@ -643,6 +697,45 @@ mod tests {
                 .cache_key(id());
             assert_ne!(key.digest(), base.digest(), "{extra:?}");
         }
+        // Impersonation: each impersonated account, each chain and each IAM Credentials
+        // endpoint has its own entry; a delegate written either way is the same chain.
+        let team = |extra: &[&str]| {
+            let mut args = vec![
+                "--impersonate-service-account",
+                "team-a@p.iam.gserviceaccount.com",
+            ];
+            args.extend_from_slice(extra);
+            resolve(&parse(&args).unwrap(), &e)
+                .unwrap()
+                .cache_key(id())
+                .digest()
+        };
+        let keys = [
+            base.digest(),
+            team(&[]),
+            resolve(
+                &parse(&[
+                    "--impersonate-service-account",
+                    "team-b@p.iam.gserviceaccount.com",
+                ])
+                .unwrap(),
+                &e,
+            )
+            .unwrap()
+            .cache_key(id())
+            .digest(),
+            team(&["--delegate", "hop@p.iam.gserviceaccount.com"]),
+            team(&["--iam-credentials-endpoint", "http://127.0.0.1:1/v1/"]),
+        ];
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len(), "{keys:?}");
+        assert_eq!(
+            team(&["--delegate", "hop@p.iam.gserviceaccount.com"]),
+            team(&[
+                "--delegate",
+                "projects/-/serviceAccounts/hop@p.iam.gserviceaccount.com"
+            ])
+        );
         // Another identity behind the same arguments: another entry.
         let r = resolve(&parse(&[]).unwrap(), &e).unwrap();
         assert_ne!(

@@ -7,12 +7,16 @@
 //! chain is not used because its last step asks EC2 instance metadata, which on Google Cloud
 //! only times out.
 
+use std::error::Error;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use aws_config::meta::region::ProvideRegion;
+use aws_config::meta::ProviderChainError;
 use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -20,6 +24,7 @@ use aws_types::region::Region;
 
 use crate::clients::settings::{AwsSettings, FALLBACK_REGION};
 use crate::clients::shared::Clients;
+use crate::diag::error_chain;
 
 /// Longest wait for a TCP (and TLS) connection to an AWS endpoint.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +36,78 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// retries of a timed-out attempt never run past it (worst case three 20 s attempts). An apply
 /// that meets a stalled endpoint fails within a minute per call instead of hanging.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How an AWS call's failure reads in a message: each cause's `Display`, outermost first,
+/// never the SDK's `Debug` dump. A failure to find credentials is told apart
+/// ([`MISSING_CREDENTIALS`], then the sources the chain tried, in plain words), because the
+/// SDK reports it as a failure to dispatch the request, which reads like a network problem.
+pub fn describe_sdk_error(err: &(dyn Error + 'static)) -> String {
+    match missing_credentials(err) {
+        Some(text) => text,
+        None => error_chain(err),
+    }
+}
+
+/// Opens the text of [`describe_sdk_error`] when the call failed for want of credentials, so
+/// that whoever turns it into a diagnostic can give that its own headline and fixes.
+pub const MISSING_CREDENTIALS: &str = "no AWS credentials were found to sign the call";
+
+/// Whether `text` (from [`describe_sdk_error`]) says the call had no credentials.
+pub fn is_missing_credentials(text: &str) -> bool {
+    text.starts_with(MISSING_CREDENTIALS)
+}
+
+/// The standard chain's sources as users know them, by the names aws-config gives them.
+fn source_in_plain_words(name: &str) -> &str {
+    match name {
+        "Environment" => "environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        "Profile" => {
+            "the shared config and credentials files (~/.aws/config, ~/.aws/credentials), for \
+             the profile named by `profile` or AWS_PROFILE, else `default`"
+        }
+        "WebIdentityToken" => "web identity (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN)",
+        "EcsContainer" => {
+            "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI)"
+        }
+        "Ec2InstanceMetadata" => "EC2 instance metadata (IMDS)",
+        other => other,
+    }
+}
+
+fn missing_credentials(err: &(dyn Error + 'static)) -> Option<String> {
+    let credentials = causes(err).find_map(|e| e.downcast_ref::<CredentialsError>())?;
+    let chain =
+        causes(credentials).find_map(|e| e.downcast_ref::<ProviderChainError<CredentialsError>>());
+    let mut text = MISSING_CREDENTIALS.to_owned();
+    match chain {
+        Some(chain) if !chain.attempts().is_empty() => {
+            text.push_str(". Sources tried, in order, none of which had credentials:");
+            for attempt in chain.attempts() {
+                let _ = write!(
+                    text,
+                    "\n  - {}: {}",
+                    source_in_plain_words(attempt.name()),
+                    error_chain(attempt.error())
+                );
+            }
+        }
+        // A source that was found but failed (an IMDS that refused, a profile that does not
+        // parse, the exchange of `assume_role_with_gcp_identity`): the chain stopped there.
+        _ => {
+            let _ = write!(
+                text,
+                ": the credential source that was tried failed: {}",
+                error_chain(credentials)
+            );
+        }
+    }
+    Some(text)
+}
+
+/// `err` and its sources, outermost first.
+fn causes<'e>(err: &'e (dyn Error + 'static)) -> impl Iterator<Item = &'e (dyn Error + 'static)> {
+    std::iter::successors(Some(err), |e: &&'e (dyn Error + 'static)| (*e).source())
+}
 
 /// The timeouts of every AWS call the provider and the command line make (fixed, documented
 /// defaults rather than arguments: nobody needs an IAM call to wait longer than a minute).
@@ -81,6 +158,7 @@ pub async fn build_clients(
         region,
         sts_endpoint: settings.sts_endpoint.clone(),
         metadata_host: settings.metadata_host.clone(),
+        iam_credentials_endpoint: settings.iam_credentials_endpoint.clone(),
         max_retries: settings.max_retries,
     }
 }
@@ -118,6 +196,7 @@ mod tests {
             iam_endpoint: Some("http://127.0.0.1:1".into()),
             sts_endpoint: None,
             metadata_host: "metadata.google.internal".into(),
+            iam_credentials_endpoint: crate::clients::iam_credentials::DEFAULT_ENDPOINT.into(),
             max_retries: 3,
             assume_role_with_gcp_identity: None,
         }
@@ -165,5 +244,104 @@ mod tests {
         let creds = provider.provide_credentials().await.unwrap();
         assert_eq!(creds.access_key_id(), "ASIAGIVEN");
         assert_eq!(clients.region, "us-east-1");
+    }
+
+    /// A source of the chain that has no credentials, as the SDK's own sources say so.
+    #[derive(Debug)]
+    struct Nothing(&'static str);
+
+    impl aws_credential_types::provider::ProvideCredentials for Nothing {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                CredentialsError::not_loaded(self.0),
+            ))
+        }
+    }
+
+    async fn list_roles_signed_by(provider: SharedCredentialsProvider) -> String {
+        let config = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(provider)
+            // Never reached: the request is not sent without credentials.
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(RetryConfig::disabled())
+            .build();
+        let err = aws_sdk_iam::Client::from_conf(config)
+            .list_roles()
+            .send()
+            .await
+            .expect_err("no credentials, no call");
+        describe_sdk_error(&err)
+    }
+
+    #[tokio::test]
+    async fn an_empty_credential_chain_is_told_apart_and_listed_in_plain_words() {
+        use aws_config::meta::credentials::CredentialsProviderChain;
+        let chain = CredentialsProviderChain::first_try("Environment", Nothing("no keys"))
+            .or_else("Ec2InstanceMetadata", Nothing("IMDS is disabled"));
+        let text = list_roles_signed_by(SharedCredentialsProvider::new(chain)).await;
+        assert!(is_missing_credentials(&text), "{text}");
+        assert!(
+            text.contains(
+                "\n  - environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: the \
+                 credential provider was not enabled: no keys"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  - EC2 instance metadata (IMDS): the credential provider was not enabled: IMDS is disabled"),
+            "{text}"
+        );
+        // Display texts only: no type name of a Debug dump.
+        for debug in [
+            "DispatchFailure",
+            "ConnectorError",
+            "ProviderChainError",
+            "{",
+        ] {
+            assert!(!text.contains(debug), "{debug} in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_failed_is_named_with_its_error() {
+        #[derive(Debug)]
+        struct Refused;
+        impl aws_credential_types::provider::ProvideCredentials for Refused {
+            fn provide_credentials<'a>(
+                &'a self,
+            ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+            where
+                Self: 'a,
+            {
+                aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                    CredentialsError::provider_error("HTTP 403 from the instance metadata"),
+                ))
+            }
+        }
+        let text = list_roles_signed_by(SharedCredentialsProvider::new(Refused)).await;
+        assert!(is_missing_credentials(&text), "{text}");
+        assert!(
+            text.ends_with(
+                "the credential source that was tried failed: an error occurred while loading \
+                 credentials: HTTP 403 from the instance metadata"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_failures_are_their_causes_display_not_a_credentials_message() {
+        let given = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let text = list_roles_signed_by(SharedCredentialsProvider::new(given)).await;
+        assert!(!is_missing_credentials(&text), "{text}");
+        assert!(text.starts_with("dispatch failure"), "{text}");
+        assert!(!text.contains("DispatchFailure"), "{text}");
     }
 }

@@ -4,7 +4,8 @@
 //! The host and the timeout are inputs (the caller resolves `metadata_host` / `GCE_METADATA_HOST`);
 //! nothing here reads the environment. Retries are bounded, with backoff and jitter, and only for
 //! faults that can pass: 5xx, 429, refused or reset connections, timeouts. The token is returned as
-//! a [`Secret`] and never appears in an error.
+//! a [`Secret`] and never appears in an error. Its errors state facts and name no input: the
+//! exchange adds the fix in its caller's words (`crate::exchange::caller`).
 
 use std::time::Duration;
 
@@ -65,10 +66,7 @@ pub enum MetadataError {
     },
 
     #[error(
-        "The metadata server at {host} does not know the service account \"{service_account}\" (HTTP 404). \
-         Use `default` for the service account attached to this VM, node pool or Cloud Run service, or the \
-         email of an account attached to it (on GKE with Workload Identity: the account bound to the \
-         pod's Kubernetes service account)."
+        "The metadata server at {host} does not know the service account \"{service_account}\" (HTTP 404)."
     )]
     UnknownServiceAccount {
         host: String,
@@ -90,7 +88,7 @@ pub enum MetadataError {
 
     #[error(
         "The metadata server at {host} kept failing (HTTP {status}) after {attempts} attempt(s); it may be \
-         overloaded or starting up. Try again, or raise the provider's `max_retries`."
+         overloaded or starting up."
     )]
     ServerError {
         host: String,
@@ -100,14 +98,14 @@ pub enum MetadataError {
 
     #[error(
         "{host} answered, but not as a GCE metadata server (no `Metadata-Flavor: Google` header in the \
-         response, HTTP {status}). Check `metadata_host` / GCE_METADATA_HOST."
+         response, HTTP {status})."
     )]
     NotMetadataServer { host: String, status: u16 },
 
     #[error(
         "The metadata server at {host} answered with a body larger than the {} KiB size limit (an ID \
          token is about 1 KiB); it was not read further. Something other than the GCE metadata \
-         server may be answering: check `metadata_host` / GCE_METADATA_HOST and any proxy on the way.",
+         server may be answering.",
         .limit / 1024
     )]
     TooLarge { host: String, limit: usize },
@@ -115,19 +113,28 @@ pub enum MetadataError {
     #[error("The metadata server at {host} returned an empty identity token.")]
     EmptyToken { host: String },
 
+    #[error(
+        "The metadata server at {host} answered the access-token request without an access token \
+         (expected JSON with `access_token`)."
+    )]
+    NoAccessToken { host: String },
+
     #[error("Could not create the HTTP client for the metadata server: {0}")]
     Client(String),
 }
 
-fn unreachable_text(host: &str, cause: &UnreachableCause, attempts: u32, detail: &str) -> String {
-    let mut text = format!(
+/// The facts of [`MetadataError::Unreachable`], without the transport error's detail. These
+/// texts name no input: who called decides how to name the fix (`crate::exchange::caller`).
+pub fn unreachable_facts(host: &str, cause: &UnreachableCause, attempts: u32) -> String {
+    format!(
         "The GCE metadata server at {host} could not be reached: {cause} after {attempts} \
          attempt(s). This usually means the run is not on Google Cloud (Compute Engine, GKE, \
-         Cloud Run, Cloud Build). Off Google Cloud, point the provider's `metadata_host` argument \
-         (or the GCE_METADATA_HOST environment variable) at a reachable metadata server, or pass \
-         an ID token in the data source's `web_identity_token` argument (for example from \
-         `google_service_account_id_token`)."
-    );
+         Cloud Run, Cloud Build)."
+    )
+}
+
+fn unreachable_text(host: &str, cause: &UnreachableCause, attempts: u32, detail: &str) -> String {
+    let mut text = unreachable_facts(host, cause, attempts);
     if !detail.is_empty() {
         text.push_str("\n\nUnderlying error: ");
         text.push_str(detail);
@@ -256,17 +263,59 @@ impl MetadataClient {
         &self,
         service_account: &str,
     ) -> Result<String, MetadataError> {
+        self.get_leaf(service_account, "email", None)
+            .await
+            .map(Secret::into_inner)
+    }
+
+    /// `GET …/service-accounts/<sa>/<leaf>[?query]`, retried as the identity request is.
+    async fn get_leaf(
+        &self,
+        service_account: &str,
+        leaf: &str,
+        query: Option<(&str, &str)>,
+    ) -> Result<Secret, MetadataError> {
         let mut url = self.identity_url(service_account, "");
         url.set_query(None);
         url.path_segments_mut()
             .expect("http URL has path segments")
             .pop()
-            .push("email");
+            .push(leaf);
+        if let Some((key, value)) = query {
+            url.query_pairs_mut().append_pair(key, value);
+        }
         retry(self.retry, MetadataError::is_transient, |attempt| {
             self.try_once(&url, service_account, attempt)
         })
         .await
-        .map(Secret::into_inner)
+    }
+
+    /// An OAuth access token of `service_account` (alias or email), for the IAM Credentials API.
+    /// The `scopes` parameter asks for `scope` where the platform honours it (Cloud Run, GKE);
+    /// on Compute Engine the token carries the VM's access scopes whatever is asked, which is
+    /// why a missing `cloud-platform` scope surfaces only at the API. Same retries and errors
+    /// as [`MetadataClient::identity_token`]; the token never appears in an error.
+    pub async fn access_token(
+        &self,
+        service_account: &str,
+        scope: &str,
+    ) -> Result<Secret, MetadataError> {
+        let body = self
+            .get_leaf(service_account, "token", Some(("scopes", scope)))
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: Option<String>,
+        }
+        // The body holds the token: a parse error says only that it did not parse.
+        match serde_json::from_str::<TokenAnswer>(body.expose()) {
+            Ok(TokenAnswer {
+                access_token: Some(token),
+            }) if !token.is_empty() => Ok(Secret::new(token)),
+            _ => Err(MetadataError::NoAccessToken {
+                host: self.host.clone(),
+            }),
+        }
     }
 
     /// One request; `attempt` (1 = the first) goes into the errors that count attempts.
@@ -389,8 +438,8 @@ impl MetadataClient {
 }
 
 /// The causes of a transport error, innermost last, without the URL (which only repeats the
-/// host and the audience).
-fn error_chain(e: &reqwest::Error) -> String {
+/// host and the audience). Shared with the IAM Credentials client.
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -618,6 +667,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_access_token_is_asked_with_the_scope_and_read_from_json() {
+        let body =
+            r#"{"access_token":"ya29.secret-access","expires_in":3599,"token_type":"Bearer"}"#;
+        let (host, seen) = serve(vec![
+            Reply::new(200, body).header("Metadata-Flavor", "Google")
+        ])
+        .await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let token = c
+            .access_token("default", "https://www.googleapis.com/auth/cloud-platform")
+            .await
+            .unwrap();
+        assert_eq!(token.expose(), "ya29.secret-access");
+        let first = seen.lock().unwrap()[0].clone();
+        assert_eq!(first.header("metadata-flavor"), Some("Google"));
+        assert!(
+            first.request_line.starts_with(
+                "GET /computeMetadata/v1/instance/service-accounts/default/token\
+                 ?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform "
+            ),
+            "{}",
+            first.request_line
+        );
+
+        // An answer without the field says so without quoting the body.
+        let odd = Reply::new(200, "token=ya29.secret-access").header("Metadata-Flavor", "Google");
+        let (host, _) = serve(vec![odd]).await;
+        let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
+        let e = c.access_token("default", "s").await.unwrap_err();
+        assert!(matches!(e, MetadataError::NoAccessToken { .. }), "{e}");
+        assert!(!e.to_string().contains("ya29"), "{e}");
+    }
+
+    #[tokio::test]
     async fn sends_the_header_and_returns_the_token() {
         let (host, seen) = serve(vec![ok()]).await;
         let c = MetadataClient::new(&host, DEFAULT_TIMEOUT, fast(0)).unwrap();
@@ -685,7 +768,9 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("nobody@x.iam.gserviceaccount.com"));
-        assert!(e.to_string().contains("`default`"));
+        // `default` and the input to set are the exchange's part of the message (see
+        // exchange::error's tests).
+        assert!(e.to_string().contains("(HTTP 404)"));
         assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
@@ -744,13 +829,13 @@ mod tests {
             "{e:?}"
         );
         let msg = e.to_string();
-        for needle in [
-            "metadata_host",
-            "GCE_METADATA_HOST",
-            "web_identity_token",
-            &host,
-        ] {
+        for needle in ["not on Google Cloud", "connection failed", &host] {
             assert!(msg.contains(needle), "{needle} missing in: {msg}");
+        }
+        // The fix names inputs, which only the exchange's caller can spell
+        // (`crate::exchange::caller`): this text names none of either caller's.
+        for foreign in ["metadata_host", "--metadata-host", "web_identity_token"] {
+            assert!(!msg.contains(foreign), "{foreign} in: {msg}");
         }
     }
 

@@ -1,5 +1,5 @@
 //! Owns the settings the clients are built from and their environment fallbacks: the one place
-//! that knows which `AWS_*` / `GCE_*` variable stands in for which argument, in which order.
+//! that knows which `AWS_*` / `GCE_*` / `GOOGLE_*` variable stands in for which argument, in which order.
 //! The provider (arguments) and `credential-process` (flags) both resolve through here, so the
 //! two cannot drift. No I/O but reading the environment through [`Environment`].
 
@@ -91,6 +91,18 @@ pub fn metadata_host(argument: Option<&str>, env: &dyn Environment) -> String {
         .unwrap_or_else(|| DEFAULT_METADATA_HOST.to_owned())
 }
 
+/// The variable terraform-provider-google reads for the IAM Credentials API's base URL.
+pub const IAM_CREDENTIALS_ENDPOINT_VARIABLE: &str = "GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT";
+
+/// Base URL of the IAM Credentials API (impersonation): the argument
+/// (`iam_credentials_custom_endpoint`, `--iam-credentials-endpoint`), then
+/// `GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT`, then Google's endpoint.
+pub fn iam_credentials_endpoint(argument: Option<&str>, env: &dyn Environment) -> String {
+    given(argument)
+        .or_else(|| env.var(IAM_CREDENTIALS_ENDPOINT_VARIABLE))
+        .unwrap_or_else(|| super::iam_credentials::DEFAULT_ENDPOINT.to_owned())
+}
+
 /// Explicit credentials from the provider block. `Debug` masks the secrets.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticCredentials {
@@ -117,6 +129,10 @@ pub struct GcpIdentitySettings {
     /// Metadata alias (`default`) or service-account email.
     pub service_account: String,
     pub duration_seconds: i32,
+    /// The account to impersonate through the IAM Credentials API, if any.
+    pub impersonate_service_account: Option<String>,
+    /// Its delegation chain, normalised.
+    pub delegates: Vec<String>,
 }
 
 /// Provider arguments with their environment fallbacks applied.
@@ -130,6 +146,8 @@ pub struct AwsSettings {
     pub iam_endpoint: Option<String>,
     pub sts_endpoint: Option<String>,
     pub metadata_host: String,
+    /// Base URL of the IAM Credentials API, for impersonation ([`iam_credentials_endpoint`]).
+    pub iam_credentials_endpoint: String,
     pub max_retries: u32,
     /// When set, the provider's own credentials come from the GCP exchange (and
     /// `static_credentials` is `None`: the two are refused together at validation).
@@ -189,6 +207,23 @@ mod tests {
         assert_eq!(metadata_host(None, &all), "10.0.0.1:80");
         assert_eq!(metadata_host(Some("127.0.0.1:9"), &all), "127.0.0.1:9");
         assert_eq!(metadata_host(None, &HashMap::new()), DEFAULT_METADATA_HOST);
+
+        let google = env(&[(
+            "GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT",
+            "http://127.0.0.1:9/v1/",
+        )]);
+        assert_eq!(
+            iam_credentials_endpoint(None, &google),
+            "http://127.0.0.1:9/v1/"
+        );
+        assert_eq!(
+            iam_credentials_endpoint(Some("https://x/v1/"), &google),
+            "https://x/v1/"
+        );
+        assert_eq!(
+            iam_credentials_endpoint(Some(""), &HashMap::new()),
+            "https://iamcredentials.googleapis.com/v1/"
+        );
 
         assert_eq!(profile(None, &all).as_deref(), Some("ci"));
         assert_eq!(profile(Some("prod"), &all).as_deref(), Some("prod"));

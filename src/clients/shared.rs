@@ -19,6 +19,8 @@ pub struct Clients {
     pub sts_endpoint: Option<String>,
     /// host[:port] of the GCE metadata server.
     pub metadata_host: String,
+    /// Base URL of the IAM Credentials API (impersonation).
+    pub iam_credentials_endpoint: String,
     pub max_retries: u32,
 }
 

@@ -5,7 +5,7 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::CredentialsState;
+use super::{impersonation, CredentialsState};
 use crate::claims;
 use crate::diag::{self, Problem};
 use crate::validate::{self, Invalid, DEFAULT_SERVICE_ACCOUNT};
@@ -53,6 +53,20 @@ pub fn check(config: &CredentialsState) -> Vec<Problem> {
                 check("policy_arns", validate::policy_arn(a));
             }
         }
+    }
+    out.extend(impersonation::check(
+        &config.impersonate_service_account,
+        &config.delegates,
+        |name| AttributePath::new(name.to_owned()),
+    ));
+    if config.web_identity_token.is_value() && config.impersonate_service_account.is_value() {
+        out.push(Problem::new(
+            AttributePath::new(impersonation::TARGET),
+            "Conflicting token sources",
+            "web_identity_token is a token already minted, so there is no token left to mint \
+             for impersonate_service_account. Remove one of the two (to impersonate, drop \
+             web_identity_token).",
+        ));
     }
     if let Value::Value(token) = &config.web_identity_token {
         if let Err(e) = claims::decode_unverified(token) {

@@ -1,12 +1,13 @@
 //! `gcpfed_credentials`, as both the data source and the ephemeral resource of that name offer
 //! it: one set of arguments and results ([`CredentialsState`]), one schema ([`schema`]), one
-//! validation ([`check`]) and one exchange with its error mapping ([`run::open`]). The two
+//! validation ([`check`], with the impersonation arguments' in [`impersonation`]) and one exchange with its error mapping ([`run::open`]). The two
 //! Terraform types differ only in what Terraform does with the result (state versus memory), so
 //! everything they have in common lives here and they stay thin.
 //!
 //! The state struct has no `Debug`: it holds the token and the secrets.
 
 pub mod check;
+pub mod impersonation;
 pub mod run;
 
 use std::collections::BTreeSet;
@@ -36,6 +37,8 @@ pub struct CredentialsState {
     pub policy: Str,
     pub policy_arns: Value<BTreeSet<Str>>,
     pub web_identity_token: Str,
+    pub impersonate_service_account: Str,
+    pub delegates: impersonation::DelegateList,
     pub access_key_id: Str,
     pub secret_access_key: Str,
     pub session_token: Str,
@@ -118,6 +121,19 @@ pub fn schema(kind: Kind) -> Schema {
                 "web_identity_token" => sensitive(attribute(S, Optional,
                     &format!("Google ID token to use instead of asking the metadata server (for example \
                      `google_service_account_id_token.x.id_token`).{token_note}"))),
+                "impersonate_service_account" => attribute(S, Optional,
+                    "Email or numeric unique ID of a service account to impersonate: the ID token is \
+                     minted for it by the IAM Credentials API's `generateIdToken` (its `azp` and `sub` \
+                     are then that account's unique ID), authorised by the metadata server's access \
+                     token of `service_account`, which needs `roles/iam.serviceAccountTokenCreator` \
+                     on it (or on the first of `delegates`). The provider's \
+                     `iam_credentials_custom_endpoint` chooses the API's URL."),
+                "delegates" => attribute(AttributeType::List(Box::new(S)), Optional,
+                    "Delegation chain to `impersonate_service_account`, in order: `service_account` \
+                     can impersonate the first, each the next, and the last one \
+                     `impersonate_service_account` (each link needs \
+                     `roles/iam.serviceAccountTokenCreator`). Emails or unique IDs, optionally \
+                     written `projects/-/serviceAccounts/…` (the form they are sent in)."),
                 "access_key_id" => key_id,
                 "secret_access_key" => sensitive(attribute(S, Computed, "Temporary secret access key.")),
                 "session_token" => sensitive(attribute(S, Computed, "Session token.")),
@@ -171,6 +187,8 @@ mod tests {
             "policy",
             "policy_arns",
             "web_identity_token",
+            "impersonate_service_account",
+            "delegates",
             "access_key_id",
             "secret_access_key",
             "session_token",

@@ -6,7 +6,7 @@
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use super::{check, CredentialsState};
+use super::{check, impersonation, CredentialsState};
 use crate::clients::metadata::{self, MetadataClient};
 use crate::clients::SharedClients;
 use crate::diag;
@@ -45,23 +45,8 @@ pub async fn open(
     let service_account = value_of(&config.service_account)
         .unwrap_or(DEFAULT_SERVICE_ACCOUNT)
         .to_owned();
-    let token = match &config.web_identity_token {
-        Value::Value(t) => TokenSource::Given(Secret::new(t.clone())),
-        _ => {
-            match MetadataClient::new(&clients.metadata_host, metadata::DEFAULT_TIMEOUT, backoff) {
-                Ok(c) => TokenSource::Metadata(c),
-                Err(e) => {
-                    diags.root_error(
-                    "Invalid metadata host",
-                    format!(
-                        "{e}. Set the provider's metadata_host (or GCE_METADATA_HOST) to host[:port]."
-                    ),
-                );
-                    return None;
-                }
-            }
-        }
-    };
+    let (impersonate_service_account, delegates) =
+        impersonation::resolve(&config.impersonate_service_account, &config.delegates);
     let params = ExchangeParams {
         role_arn: role_arn.to_owned(),
         audience: audience.to_owned(),
@@ -79,6 +64,42 @@ pub async fn open(
                 .collect(),
             _ => Vec::new(),
         },
+        impersonate_service_account,
+        delegates,
+    };
+    let token = match &config.web_identity_token {
+        Value::Value(t) => TokenSource::Given(Secret::new(t.clone())),
+        _ => {
+            let metadata = match MetadataClient::new(
+                &clients.metadata_host,
+                metadata::DEFAULT_TIMEOUT,
+                backoff,
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    diags.root_error(
+                        "Invalid metadata host",
+                        format!(
+                            "{e}. Set the provider's metadata_host (or GCE_METADATA_HOST) to \
+                                 host[:port]."
+                        ),
+                    );
+                    return None;
+                }
+            };
+            match TokenSource::google(
+                metadata,
+                &clients.iam_credentials_endpoint,
+                backoff,
+                &params,
+            ) {
+                Ok(source) => source,
+                Err(e) => {
+                    diags.root_error(e.summary(), e.to_string());
+                    return None;
+                }
+            }
+        }
     };
     let request = ExchangeRequest { params, token };
     let sts = exchange::unsigned_sts_client(

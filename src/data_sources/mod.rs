@@ -1,3 +1,4 @@
 //! Data source types, one module per Terraform type.
 
 pub mod credentials;
+pub mod google_trusts;

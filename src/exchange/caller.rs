@@ -2,6 +2,11 @@
 //! input ([`Input`]). One error type serves the Terraform types and the command line; its
 //! messages name the input through [`Caller::name`], so a `credential-process` user reads
 //! `--metadata-host` and an HCL author reads `metadata_host`, and neither reads the other's.
+//!
+//! How to add a message: state the facts in words neither caller owns, and name every input
+//! through `caller.name(Input::…)` (or `caller.setting(…)` for "this input had this value");
+//! a new input gets a variant here with both spellings. Texts of leaf modules (the metadata
+//! client) name no input at all: `ExchangeError::message` adds the fix in the caller's words.
 
 /// Who runs the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,7 @@ pub enum Input {
     ImpersonateServiceAccount,
     Delegates,
     IamCredentialsEndpoint,
+    StsEndpoint,
 }
 
 impl Caller {
@@ -52,6 +58,7 @@ impl Caller {
                     "the provider's `iam_credentials_custom_endpoint` (or \
                      GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT)"
                 }
+                StsEndpoint => "the provider's `endpoints.sts` (or AWS_ENDPOINT_URL_STS)",
             },
             Caller::CommandLine => match input {
                 RoleArn => "--role-arn",
@@ -69,7 +76,19 @@ impl Caller {
                 IamCredentialsEndpoint => {
                     "--iam-credentials-endpoint (or GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT)"
                 }
+                StsEndpoint => "--sts-endpoint (or AWS_ENDPOINT_URL_STS)",
             },
+        }
+    }
+
+    /// "This input had this value", as the caller writes it: `duration_seconds = 7200` in HCL,
+    /// `--duration-seconds 7200` on the command line. Meant for the exchange's own arguments
+    /// (those whose [`Caller::name`] is the bare name, with no "the provider's" or fallback).
+    pub fn setting(self, input: Input, value: &str) -> String {
+        let name = self.name(input).trim_matches('`');
+        match self {
+            Caller::Terraform => format!("{name} = {value}"),
+            Caller::CommandLine => format!("{name} {value}"),
         }
     }
 }
@@ -89,5 +108,13 @@ mod tests {
             "`web_identity_token`"
         );
         assert_eq!(Caller::CommandLine.name(Input::Delegates), "--delegate");
+        assert_eq!(
+            Caller::Terraform.setting(Input::DurationSeconds, "7200"),
+            "duration_seconds = 7200"
+        );
+        assert_eq!(
+            Caller::CommandLine.setting(Input::DurationSeconds, "7200"),
+            "--duration-seconds 7200"
+        );
     }
 }

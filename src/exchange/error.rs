@@ -8,8 +8,9 @@ use std::time::Duration;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 
+use super::caller::{Caller, Input};
 use crate::claims::{Claims, ClaimsError};
-use crate::clients::metadata::MetadataError;
+use crate::clients::metadata::{unreachable_facts, MetadataError};
 use crate::session_name::SessionNameError;
 use crate::trust_policy::{claim_lines, TrustFinding};
 
@@ -31,22 +32,21 @@ impl fmt::Display for TokenOrigin {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Every way an exchange can fail. The text is rendered for a [`Caller`] by
+/// [`ExchangeError::message`], so that each names the inputs as its user writes them; `Display`
+/// is the Terraform rendering (this error also travels inside the AWS SDK's `CredentialsError`
+/// for `assume_role_with_gcp_identity`), and the command line renders its own.
+#[derive(Debug)]
 pub enum ExchangeError {
-    #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(MetadataError),
 
-    #[error("The {origin} is not a JWT: {source}")]
     MalformedToken {
         origin: TokenOrigin,
-        #[source]
         source: ClaimsError,
     },
 
-    #[error("Invalid session name: {0}")]
-    SessionName(#[from] SessionNameError),
+    SessionName(SessionNameError),
 
-    #[error("{}", denial_text(.role_arn, .code, .message, .claims, .finding))]
     Denied {
         role_arn: String,
         code: String,
@@ -55,72 +55,159 @@ pub enum ExchangeError {
         finding: Box<TrustFinding>,
     },
 
-    #[error("{}", duration_text(*.requested, .max, .message))]
     DurationTooLong {
         requested: Option<i32>,
         max: Result<i32, String>,
         message: String,
     },
 
-    #[error(
-        "STS rejected the ID token as expired ({message}){}. Google ID tokens live one hour: \
-         fetch a fresh one (a `web_identity_token` from state or a file may be stale).",
-        expired_at(.claims)
-    )]
     ExpiredToken {
         message: String,
         claims: Option<Box<Claims>>,
     },
 
-    #[error(
-        "STS rejected the ID token ({code}: {message}). STS accepts Google tokens whose issuer is \
-         https://accounts.google.com and whose signature verifies against Google's keys; the \
-         token's issuer is {}.",
-        issuer(.claims)
-    )]
     InvalidToken {
         code: String,
         message: String,
         claims: Option<Box<Claims>>,
     },
 
-    #[error("STS rejected the request ({code}: {message}). Check role_arn, duration_seconds, session_name, policy and policy_arns.")]
-    Validation { code: String, message: String },
+    Validation {
+        code: String,
+        message: String,
+    },
 
-    #[error(
-        "STS kept failing with a transient error after {attempts} attempt(s) ({detail}). Try again \
-         later, or raise the provider's `max_retries`."
-    )]
-    RetriesExhausted { attempts: u32, detail: String },
+    RetriesExhausted {
+        attempts: u32,
+        detail: String,
+    },
 
-    #[error("STS call failed ({detail}).")]
-    Sts { detail: String },
+    Sts {
+        detail: String,
+    },
 
-    #[error("{}", timed_out_text(*.attempts, *.attempt_timeout, *.operation_timeout))]
     StsTimedOut {
         attempts: u32,
         attempt_timeout: Option<Duration>,
         operation_timeout: Option<Duration>,
     },
 
-    #[error(
-        "The exchange did not finish within its {} s deadline: it was still {during}. Every \
-         exchange (metadata server, STS and their retries) ends at this deadline so that a server \
-         that answers slowly or fails for ever cannot hang Terraform or the AWS CLI. Check that the \
-         metadata server (`metadata_host` / GCE_METADATA_HOST / --metadata-host) and the STS \
-         endpoint (`endpoints.sts` / --sts-endpoint) answer, then try again.",
-        .deadline.as_secs()
-    )]
     DeadlineExceeded {
         deadline: Duration,
         during: &'static str,
     },
 
-    #[error("STS answered without {0}.")]
     IncompleteResponse(&'static str),
+
+    /// The IAM Credentials API gave no token for the account to impersonate.
+    Impersonation(Box<super::impersonation::ImpersonationError>),
+}
+
+impl From<MetadataError> for ExchangeError {
+    fn from(e: MetadataError) -> Self {
+        ExchangeError::Metadata(e)
+    }
+}
+
+impl From<SessionNameError> for ExchangeError {
+    fn from(e: SessionNameError) -> Self {
+        ExchangeError::SessionName(e)
+    }
+}
+
+impl fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message(Caller::Terraform))
+    }
+}
+
+impl std::error::Error for ExchangeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Its text is already part of `message`: the chain continues below it.
+            ExchangeError::Metadata(e) => e.source(),
+            ExchangeError::MalformedToken { source, .. } => Some(source),
+            _ => None,
+        }
+    }
 }
 
 impl ExchangeError {
+    /// The whole message for `caller`: what happened, then what to do next, every input named
+    /// as that caller writes it ([`Caller::name`]).
+    pub fn message(&self, caller: Caller) -> String {
+        let name = |input| caller.name(input);
+        match self {
+            ExchangeError::Metadata(e) => metadata_text(e, caller),
+            ExchangeError::MalformedToken { origin, source } => {
+                format!("The {origin} is not a JWT: {source}")
+            }
+            ExchangeError::SessionName(e) => format!(
+                "Invalid session name: {e}. Fix {}, or leave it out to use the token's sub.",
+                name(Input::SessionName)
+            ),
+            ExchangeError::Denied {
+                role_arn,
+                code,
+                message,
+                claims,
+                finding,
+            } => denial_text(caller, role_arn, code, message, claims, finding),
+            ExchangeError::DurationTooLong {
+                requested,
+                max,
+                message,
+            } => duration_text(caller, *requested, max, message),
+            ExchangeError::ExpiredToken { message, claims } => format!(
+                "STS rejected the ID token as expired ({message}){}. Google ID tokens live one \
+                 hour: fetch a fresh one (a token given in {} may be stale).",
+                expired_at(claims),
+                name(Input::WebIdentityToken)
+            ),
+            ExchangeError::InvalidToken {
+                code,
+                message,
+                claims,
+            } => format!(
+                "STS rejected the ID token ({code}: {message}). STS accepts Google tokens whose \
+                 issuer is https://accounts.google.com and whose signature verifies against \
+                 Google's keys; the token's issuer is {}.",
+                issuer(claims)
+            ),
+            ExchangeError::Validation { code, message } => format!(
+                "STS rejected the request ({code}: {message}). Check {}, {}, {}, {} and {}.",
+                name(Input::RoleArn),
+                name(Input::DurationSeconds),
+                name(Input::SessionName),
+                name(Input::Policy),
+                name(Input::PolicyArns)
+            ),
+            ExchangeError::RetriesExhausted { attempts, detail } => format!(
+                "STS kept failing with a transient error after {attempts} attempt(s) ({detail}). \
+                 Try again later, or raise {}.",
+                name(Input::MaxRetries)
+            ),
+            ExchangeError::Sts { detail } => format!("STS call failed ({detail})."),
+            ExchangeError::StsTimedOut {
+                attempts,
+                attempt_timeout,
+                operation_timeout,
+            } => timed_out_text(caller, *attempts, *attempt_timeout, *operation_timeout),
+            ExchangeError::DeadlineExceeded { deadline, during } => format!(
+                "The exchange did not finish within its {} s deadline: it was still {during}. \
+                 Every exchange (metadata server, STS and their retries) ends at this deadline so \
+                 that a server that answers slowly or fails for ever cannot hang Terraform or the \
+                 AWS CLI. Check that the metadata server ({}) and the STS endpoint ({}) answer, \
+                 then try again.",
+                deadline.as_secs(),
+                name(Input::MetadataHost),
+                name(Input::StsEndpoint)
+            ),
+            ExchangeError::IncompleteResponse(what) => format!("STS answered without {what}."),
+            ExchangeError::Impersonation(e) => e.message(caller),
+        }
+    }
+
     /// A short title for the diagnostic.
     pub fn summary(&self) -> &'static str {
         match self {
@@ -141,6 +228,7 @@ impl ExchangeError {
             ExchangeError::RetriesExhausted { .. } => "STS unavailable",
             ExchangeError::StsTimedOut { .. } => "AssumeRoleWithWebIdentity timed out",
             ExchangeError::DeadlineExceeded { .. } => "Exchange deadline exceeded",
+            ExchangeError::Impersonation(e) => e.summary(),
             ExchangeError::Sts { .. } | ExchangeError::IncompleteResponse(_) => {
                 "AssumeRoleWithWebIdentity failed"
             }
@@ -159,6 +247,7 @@ impl ExchangeError {
             } => Some("web_identity_token"),
             ExchangeError::SessionName(_) => Some("session_name"),
             ExchangeError::DurationTooLong { .. } => Some("duration_seconds"),
+            ExchangeError::Impersonation(e) => e.attribute(),
             _ => None,
         }
     }
@@ -170,6 +259,7 @@ fn secs(d: Option<Duration>) -> String {
 }
 
 fn timed_out_text(
+    caller: Caller,
     attempts: u32,
     attempt_timeout: Option<Duration>,
     operation_timeout: Option<Duration>,
@@ -177,11 +267,64 @@ fn timed_out_text(
     format!(
         "AssumeRoleWithWebIdentity timed out after {}: STS accepted the connection but did not \
          answer within the {} attempt timeout ({attempts} attempt(s)). Check the STS endpoint \
-         (`endpoints.sts`, AWS_ENDPOINT_URL_STS or --sts-endpoint) and any proxy or VPC endpoint \
-         on the way to it, then try again.",
+         ({}) and any proxy or VPC endpoint on the way to it, then try again.",
         secs(operation_timeout),
         secs(attempt_timeout),
+        caller.name(Input::StsEndpoint),
     )
+}
+
+/// The metadata server's failure (its facts name no input), then the fix in `caller`'s words,
+/// then the transport error when there is one.
+fn metadata_text(e: &MetadataError, caller: Caller) -> String {
+    let name = |input| caller.name(input);
+    let fix = match e {
+        MetadataError::InvalidHost { .. } => format!(
+            "Give {} as host[:port], for example metadata.google.internal or 127.0.0.1:8080.",
+            name(Input::MetadataHost)
+        ),
+        MetadataError::Unreachable {
+            host,
+            cause,
+            attempts,
+            detail,
+        } => {
+            let example = match caller {
+                Caller::Terraform => "for example from `google_service_account_id_token`",
+                Caller::CommandLine => "a file holding a Google ID token",
+            };
+            let mut text = format!(
+                "{} Off Google Cloud, point {} at a reachable metadata server, or pass an ID \
+                 token with {} ({example}).",
+                unreachable_facts(host, cause, *attempts),
+                name(Input::MetadataHost),
+                name(Input::WebIdentityToken),
+            );
+            if !detail.is_empty() {
+                text.push_str("\n\nUnderlying error: ");
+                text.push_str(detail);
+            }
+            return text;
+        }
+        MetadataError::UnknownServiceAccount { .. } => format!(
+            "Use `default` for {} (the service account attached to this VM, node pool or Cloud \
+             Run service), or the email of an account attached to it (on GKE with Workload \
+             Identity: the account bound to the pod's Kubernetes service account).",
+            name(Input::ServiceAccount)
+        ),
+        MetadataError::ServerError { .. } => {
+            format!("Try again, or raise {}.", name(Input::MaxRetries))
+        }
+        MetadataError::NotMetadataServer { .. } => format!("Check {}.", name(Input::MetadataHost)),
+        MetadataError::TooLarge { .. } => format!(
+            "Check {} and any proxy on the way.",
+            name(Input::MetadataHost)
+        ),
+        // BadRequest, Forbidden, EmptyToken, NoAccessToken, Client: facts whose fix names no
+        // input (a proxy on the way, a broken server).
+        _ => return e.to_string(),
+    };
+    format!("{e} {fix}")
 }
 
 fn expired_at(claims: &Option<Box<Claims>>) -> String {
@@ -201,40 +344,58 @@ fn issuer(claims: &Option<Box<Claims>>) -> String {
     }
 }
 
-/// STS's refusal, the token's claims beside the keys they are compared with, then what the
-/// trust policy says about it (see [`TrustFinding::explanation`]).
+/// STS's refusal, the token's claims beside the keys they are compared with, what the trust
+/// policy says about it (see [`TrustFinding::explanation`]), then which input sets which claim.
 fn denial_text(
+    caller: Caller,
     role_arn: &str,
     code: &str,
     message: &str,
     claims: &Option<Box<Claims>>,
     finding: &TrustFinding,
 ) -> String {
-    let claims = match claims {
+    let claim_text = match claims {
         Some(c) => claim_lines(c),
         None => "  (the token's claims could not be decoded)".to_owned(),
     };
+    let audience = caller.name(Input::Audience);
+    let service_account = caller.name(Input::ServiceAccount);
+    let fix = match finding {
+        TrustFinding::Mismatches(_) => format!(
+            "\nFix: request the audience the role expects ({audience}), use a service account \
+             the role trusts ({service_account}; its numeric unique ID must be in the role's \
+             `service_account_unique_ids`), or update the role."
+        ),
+        _ => String::new(),
+    };
     format!(
         "STS refused to let this token assume {role_arn} ({code}: {message}).\n\n\
-         AWS compares the token's claims with the role's trust policy:\n{claims}\n\n{}",
+         AWS compares the token's claims with the role's trust policy:\n{claim_text}\n\n{}{fix}\n\n\
+         {audience} sets the token's aud; {service_account} decides its azp and sub (the \
+         service account's unique ID).",
         finding.explanation()
     )
 }
 
-fn duration_text(requested: Option<i32>, max: &Result<i32, String>, message: &str) -> String {
+fn duration_text(
+    caller: Caller,
+    requested: Option<i32>,
+    max: &Result<i32, String>,
+    message: &str,
+) -> String {
     let requested = requested
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| "the default".to_owned());
+        .map(|d| caller.setting(Input::DurationSeconds, &d.to_string()))
+        .unwrap_or_else(|| "the default duration".to_owned());
+    let lower = caller.name(Input::DurationSeconds);
     match max {
         Ok(max) => format!(
-            "duration_seconds = {requested} is above the role's maximum session duration of {max} s. \
-             Lower duration_seconds to at most {max}, or raise the role's max_session_duration \
-             (up to 43200). STS said: {message}"
+            "{requested} is above the role's maximum session duration of {max} s. Lower {lower} \
+             to at most {max}, or raise the role's max_session_duration (up to 43200). STS said: \
+             {message}"
         ),
         Err(why) => format!(
-            "duration_seconds = {requested} is above the role's maximum session duration (the \
-             provider could not read the maximum: {why}). Lower duration_seconds or raise the role's \
-             max_session_duration. STS said: {message}"
+            "{requested} is above the role's maximum session duration (which could not be read: \
+             {why}). Lower {lower} or raise the role's max_session_duration. STS said: {message}"
         ),
     }
 }
@@ -316,5 +477,139 @@ mod tests {
         assert!(invalid
             .to_string()
             .contains("the token's issuer is \"https://example.com\"."));
+    }
+
+    /// Every error a caller can meet, for the tests that read all their messages.
+    fn one_of_each() -> Vec<ExchangeError> {
+        use crate::clients::metadata::UnreachableCause;
+        let host = || "127.0.0.1:1".to_owned();
+        vec![
+            MetadataError::Unreachable {
+                host: host(),
+                cause: UnreachableCause::Connect,
+                attempts: 1,
+                detail: "tcp connect error: Connection refused".into(),
+            }
+            .into(),
+            MetadataError::UnknownServiceAccount {
+                host: host(),
+                service_account: "nobody@x.iam.gserviceaccount.com".into(),
+            }
+            .into(),
+            MetadataError::ServerError {
+                host: host(),
+                status: 503,
+                attempts: 6,
+            }
+            .into(),
+            MetadataError::NotMetadataServer {
+                host: host(),
+                status: 200,
+            }
+            .into(),
+            MetadataError::TooLarge {
+                host: host(),
+                limit: 65536,
+            }
+            .into(),
+            MetadataError::InvalidHost {
+                host: "a/b".into(),
+                reason: "give host[:port] only, without a path".into(),
+            }
+            .into(),
+            ExchangeError::Denied {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                code: "AccessDenied".into(),
+                message: "Not authorized".into(),
+                claims: None,
+                finding: Box::new(TrustFinding::Mismatches(Vec::new())),
+            },
+            ExchangeError::DurationTooLong {
+                requested: Some(7200),
+                max: Ok(3600),
+                message: "too long".into(),
+            },
+            ExchangeError::ExpiredToken {
+                message: "Token expired".into(),
+                claims: None,
+            },
+            ExchangeError::Validation {
+                code: "ValidationError".into(),
+                message: "bad".into(),
+            },
+            ExchangeError::RetriesExhausted {
+                attempts: 6,
+                detail: "Throttling: Rate exceeded".into(),
+            },
+            ExchangeError::StsTimedOut {
+                attempts: 3,
+                attempt_timeout: Some(Duration::from_secs(20)),
+                operation_timeout: Some(Duration::from_secs(60)),
+            },
+            ExchangeError::DeadlineExceeded {
+                deadline: Duration::from_secs(90),
+                during: "calling STS AssumeRoleWithWebIdentity",
+            },
+        ]
+    }
+
+    #[test]
+    fn each_caller_reads_its_own_words_and_never_the_others() {
+        // Written by hand: what only HCL says, and what only the command line says.
+        let hcl_only = [
+            "metadata_host",
+            "web_identity_token",
+            "max_retries",
+            "endpoints.sts",
+            "the provider's",
+            "duration_seconds",
+            "`audience`",
+            "`service_account`",
+        ];
+        let flags_only = ["--"];
+        for e in one_of_each() {
+            let cli = e.message(Caller::CommandLine);
+            for word in hcl_only {
+                assert!(!cli.contains(word), "{word:?} in the command line's {cli}");
+            }
+            let hcl = e.message(Caller::Terraform);
+            for word in flags_only {
+                assert!(!hcl.contains(word), "{word:?} in Terraform's {hcl}");
+            }
+            assert_eq!(e.to_string(), hcl, "Display is the Terraform rendering");
+        }
+    }
+
+    #[test]
+    fn an_unreachable_metadata_server_names_each_callers_way_around_it() {
+        let e = &one_of_each()[0];
+        let cli = e.message(Caller::CommandLine);
+        assert!(
+            cli.contains(
+                "Off Google Cloud, point --metadata-host (or GCE_METADATA_HOST) at a reachable \
+                 metadata server, or pass an ID token with --web-identity-token-file"
+            ),
+            "{cli}"
+        );
+        assert!(cli.ends_with("Underlying error: tcp connect error: Connection refused"));
+        let hcl = e.message(Caller::Terraform);
+        assert!(
+            hcl.contains(
+                "point the provider's `metadata_host` (or GCE_METADATA_HOST) at a reachable \
+                 metadata server, or pass an ID token with `web_identity_token`"
+            ),
+            "{hcl}"
+        );
+    }
+
+    #[test]
+    fn a_duration_above_the_maximum_quotes_the_setting_as_written() {
+        let e = &one_of_each()[7];
+        assert!(e
+            .message(Caller::Terraform)
+            .starts_with("duration_seconds = 7200 is above the role's maximum session duration of 3600 s. Lower `duration_seconds` to at most 3600"));
+        assert!(e
+            .message(Caller::CommandLine)
+            .starts_with("--duration-seconds 7200 is above the role's maximum session duration of 3600 s. Lower --duration-seconds to at most 3600"));
     }
 }

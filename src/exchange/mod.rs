@@ -27,12 +27,14 @@ use crate::validate::parse_role_arn;
 pub mod caller;
 pub mod credentials;
 pub mod error;
+pub mod impersonation;
 pub mod params;
 pub mod sts;
 
 pub use caller::{Caller, Input};
 pub use credentials::{CredentialProcessDocument, Credentials};
 pub use error::{ExchangeError, TokenOrigin};
+pub use impersonation::Impersonation;
 pub use params::ExchangeParams;
 pub use sts::{classify_sts_error, unsigned_sts_client, StsErrorKind};
 
@@ -57,7 +59,10 @@ enum Phase {
 impl Phase {
     fn describe(phase: u8) -> &'static str {
         match phase {
-            p if p == Phase::Token as u8 => "getting an ID token from the metadata server",
+            p if p == Phase::Token as u8 => {
+                "getting an ID token (from the metadata server, or the IAM Credentials API when \
+                 impersonating)"
+            }
             p if p == Phase::Sts as u8 => "calling STS AssumeRoleWithWebIdentity",
             _ => "reading the role from IAM to explain STS's refusal",
         }
@@ -71,6 +76,9 @@ pub enum TokenSource {
     Metadata(MetadataClient),
     /// Use this token as is (`web_identity_token`, `--web-identity-token-file`).
     Given(Secret),
+    /// Mint a token for another account through the IAM Credentials API, authorised by the
+    /// metadata server's access token of the request's service account.
+    Impersonated(Box<Impersonation>),
 }
 
 /// One exchange's inputs: what to ask STS for, and where the token comes from.
@@ -129,6 +137,12 @@ impl Exchanger {
             TokenSource::Metadata(client) => (
                 client
                     .identity_token(&req.params.service_account, &req.params.audience)
+                    .await?,
+                TokenOrigin::Metadata,
+            ),
+            TokenSource::Impersonated(source) => (
+                source
+                    .id_token(&req.params.service_account, &req.params.audience)
                     .await?,
                 TokenOrigin::Metadata,
             ),
@@ -244,7 +258,12 @@ impl Exchanger {
         let iam = self
             .iam
             .as_ref()
-            .ok_or_else(|| "no IAM client is configured".to_owned())?;
+            // credential-process: its STS call is unsigned, and it holds no AWS credentials.
+            .ok_or_else(|| {
+                "there are no AWS credentials here to read it with (the exchange itself \
+                 needs none)"
+                    .to_owned()
+            })?;
         let name = parse_role_arn(role_arn)
             .map_err(|_| format!("{role_arn} is not a role ARN"))?
             .name;
@@ -665,7 +684,9 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains(&format!("azp = \"{OTHER_ID}\"")), "{msg}");
         assert!(
-            msg.contains("could not read it to name the mismatched key: no IAM client"),
+            msg.contains(
+                "could not be read here to name the mismatched key: there are no AWS credentials"
+            ),
             "{msg}"
         );
 

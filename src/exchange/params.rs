@@ -1,5 +1,6 @@
 //! Owns what one exchange asks STS for: the role, the audience the token is requested for, the
-//! service account, and the session's options. The one struct that every caller fills (the data
+//! service account (and the account it impersonates, through which chain), and the session's
+//! options. The one struct that every caller fills (the data
 //! source, the ephemeral resource, `assume_role_with_gcp_identity`, `credential-process`), that
 //! [`super::ExchangeRequest`] carries, and that the credential-process cache keys its entries by
 //! (serialised flat, field by field, in this order: the cache's pinned key layout).
@@ -23,6 +24,15 @@ pub struct ExchangeParams {
     pub policy: Option<String>,
     /// Managed session policy ARNs.
     pub policy_arns: Vec<String>,
+    /// The account whose token is minted through the IAM Credentials API (email or unique ID);
+    /// `None`: the token is `service_account`'s own. Left out of the serialised form when
+    /// `None`, so that the cache keys of exchanges without impersonation stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonate_service_account: Option<String>,
+    /// The delegation chain, normalised to `projects/-/serviceAccounts/…`, the runner's end
+    /// first ([`crate::validate::delegates`]). Left out when empty, as above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<String>,
 }
 
 impl ExchangeParams {
@@ -37,6 +47,8 @@ impl ExchangeParams {
             duration_seconds: None,
             policy: None,
             policy_arns: Vec::new(),
+            impersonate_service_account: None,
+            delegates: Vec::new(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::clients::settings::{
     self, AwsSettings, Environment, GcpIdentitySettings, Service, StaticCredentials,
     DEFAULT_MAX_RETRIES, DEFAULT_METADATA_HOST, MAX_RETRIES_MAX,
 };
+use crate::credentials::impersonation::{self, DelegateList};
 use crate::diag::Problem;
 use crate::validate::{self, DEFAULT_SERVICE_ACCOUNT, SESSION_DURATION_DEFAULT};
 
@@ -23,6 +24,7 @@ pub struct ProviderConfig {
     pub secret_key: Value<String>,
     pub token: Value<String>,
     pub metadata_host: Value<String>,
+    pub iam_credentials_custom_endpoint: Value<String>,
     pub max_retries: Value<i64>,
     #[serde(with = "tf_provider::value::serde_as_vec")]
     pub endpoints: Value<EndpointsConfig>,
@@ -53,6 +55,10 @@ impl std::fmt::Debug for ProviderConfig {
             )
             .field("token", &format_args!("{}", redacted(&self.token)))
             .field("metadata_host", &self.metadata_host)
+            .field(
+                "iam_credentials_custom_endpoint",
+                &self.iam_credentials_custom_endpoint,
+            )
             .field("max_retries", &self.max_retries)
             .field("endpoints", &self.endpoints)
             .field(
@@ -70,6 +76,8 @@ pub struct GcpIdentityConfig {
     pub audience: Value<String>,
     pub service_account: Value<String>,
     pub duration_seconds: Value<i64>,
+    pub impersonate_service_account: Value<String>,
+    pub delegates: DelegateList,
 }
 
 /// The block's name. Its optional arguments default as gcpfed_credentials' do
@@ -118,6 +126,18 @@ pub fn check_config(config: &ProviderConfig) -> Vec<Problem> {
                 detail: format!(
                     "max_retries must be a whole number from 0 to {MAX_RETRIES_MAX} (default \
                      {DEFAULT_MAX_RETRIES}); got {retries}."
+                ),
+            });
+        }
+    }
+    if let Value::Value(url) = &config.iam_credentials_custom_endpoint {
+        if let Err(reason) = validate::endpoint_url(url) {
+            problems.push(Problem {
+                path: AttributePath::new("iam_credentials_custom_endpoint"),
+                summary: "Invalid iam_credentials_custom_endpoint".into(),
+                detail: format!(
+                    "iam_credentials_custom_endpoint must be an absolute http:// or https:// URL \
+                     such as \"https://iamcredentials.googleapis.com/v1/\"; {reason}."
                 ),
             });
         }
@@ -224,6 +244,11 @@ fn check_gcp_identity(block: &GcpIdentityConfig) -> Vec<Problem> {
             note,
         );
     }
+    problems.extend(impersonation::check(
+        &block.impersonate_service_account,
+        &block.delegates,
+        assume_role_path,
+    ));
     problems
 }
 
@@ -237,6 +262,18 @@ pub fn unknown_gcp_identity_arguments(config: &ProviderConfig) -> Vec<AttributeP
             ("audience", block.audience.is_unknown()),
             ("service_account", block.service_account.is_unknown()),
             ("duration_seconds", block.duration_seconds.is_unknown()),
+            (
+                "impersonate_service_account",
+                block.impersonate_service_account.is_unknown(),
+            ),
+            (
+                "delegates",
+                block.delegates.is_unknown()
+                    || block
+                        .delegates
+                        .as_ref_option()
+                        .is_some_and(|l| l.iter().any(Value::is_unknown)),
+            ),
         ]
         .into_iter()
         .filter(|(_, unknown)| *unknown)
@@ -283,6 +320,10 @@ pub fn resolve_settings(config: &ProviderConfig, env: &dyn Environment) -> AwsSe
         iam_endpoint: endpoint(Service::Iam, |e| &e.iam),
         sts_endpoint: endpoint(Service::Sts, |e| &e.sts),
         metadata_host: settings::metadata_host(arg(&config.metadata_host), env),
+        iam_credentials_endpoint: settings::iam_credentials_endpoint(
+            arg(&config.iam_credentials_custom_endpoint),
+            env,
+        ),
         max_retries: config
             .max_retries
             .as_ref_option()
@@ -302,6 +343,16 @@ pub fn resolve_settings(config: &ProviderConfig, env: &dyn Environment) -> AwsSe
                         .as_ref_option()
                         .and_then(|d| i32::try_from(*d).ok())
                         .unwrap_or(SESSION_DURATION_DEFAULT as i32),
+                    impersonate_service_account: None,
+                    delegates: Vec::new(),
+                })
+                .map(|mut identity| {
+                    (identity.impersonate_service_account, identity.delegates) =
+                        impersonation::resolve(
+                            &block.impersonate_service_account,
+                            &block.delegates,
+                        );
+                    identity
                 })
             }),
     }
@@ -404,6 +455,48 @@ mod tests {
     }
 
     #[test]
+    fn impersonation_arguments_are_checked_on_their_paths_and_resolved() {
+        let mut c = config();
+        c.iam_credentials_custom_endpoint = Value::Value("iamcredentials.googleapis.com".into());
+        let mut b = block(ROLE, "aws-ci");
+        b.impersonate_service_account = Value::Value("default".into());
+        b.delegates = Value::Value(vec![Value::Value(
+            "projects/p/serviceAccounts/x@p.iam.gserviceaccount.com".into(),
+        )]);
+        c.assume_role_with_gcp_identity = Value::Value(b);
+        assert_eq!(
+            paths(&check_config(&c)),
+            vec![
+                "iam_credentials_custom_endpoint".to_string(),
+                "assume_role_with_gcp_identity[0].impersonate_service_account".to_string(),
+                "assume_role_with_gcp_identity[0].delegates".to_string(),
+            ]
+        );
+
+        let mut c = config();
+        let mut b = block(ROLE, "aws-ci");
+        b.impersonate_service_account = Value::Value("team-a@p.iam.gserviceaccount.com".into());
+        b.delegates = Value::Value(vec![Value::Value("hop@p.iam.gserviceaccount.com".into())]);
+        c.assume_role_with_gcp_identity = Value::Value(b);
+        assert!(check_config(&c).is_empty(), "{:?}", check_config(&c));
+        let env = settings::test_environment(&[(
+            "GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT",
+            "http://127.0.0.1:9/v1/",
+        )]);
+        let resolved = resolve_settings(&c, &env);
+        assert_eq!(resolved.iam_credentials_endpoint, "http://127.0.0.1:9/v1/");
+        let identity = resolved.assume_role_with_gcp_identity.expect("the block");
+        assert_eq!(
+            identity.impersonate_service_account.as_deref(),
+            Some("team-a@p.iam.gserviceaccount.com")
+        );
+        assert_eq!(
+            identity.delegates,
+            vec!["projects/-/serviceAccounts/hop@p.iam.gserviceaccount.com"]
+        );
+    }
+
+    #[test]
     fn metadata_host_takes_no_scheme() {
         let mut c = config();
         c.metadata_host = Value::Value("http://169.254.169.254".into());
@@ -456,6 +549,8 @@ mod tests {
             audience: Value::Value(audience.into()),
             service_account: Value::Null,
             duration_seconds: Value::Null,
+            impersonate_service_account: Value::Null,
+            delegates: Value::Null,
         }
     }
 
@@ -474,6 +569,8 @@ mod tests {
                 audience: "aws-ci".into(),
                 service_account: "default".into(),
                 duration_seconds: 3600,
+                impersonate_service_account: None,
+                delegates: vec![],
             })
         );
         assert!(settings.static_credentials.is_none());
@@ -491,6 +588,8 @@ mod tests {
             audience: Value::Value(" ".into()),
             service_account: Value::Value("ci-runner".into()),
             duration_seconds: Value::Value(600),
+            impersonate_service_account: Value::Null,
+            delegates: Value::Null,
         });
         let problems = check_config(&c);
         let paths = paths(&problems);

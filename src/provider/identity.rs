@@ -11,6 +11,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 
+use crate::clients::iam_credentials;
 use crate::clients::metadata::{self, MetadataClient};
 use crate::clients::settings::{AwsSettings, GcpIdentitySettings};
 use crate::exchange::{
@@ -39,6 +40,9 @@ pub struct GcpIdentityCredentials {
     settings: GcpIdentitySettings,
     exchanger: Exchanger,
     metadata: MetadataClient,
+    /// Base URL of the IAM Credentials API, used when the block impersonates.
+    iam_credentials_endpoint: String,
+    retry: RetryPolicy,
     current: tokio::sync::Mutex<Option<Credentials>>,
 }
 
@@ -61,8 +65,16 @@ impl GcpIdentityCredentials {
             // credentials. The denial still prints the token's claims beside the keys.
             exchanger: Exchanger::new(sts, None, backoff),
             metadata,
+            iam_credentials_endpoint: iam_credentials::DEFAULT_ENDPOINT.to_owned(),
+            retry: backoff,
             current: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// The IAM Credentials API's base URL for a block that impersonates (default Google's).
+    pub fn with_iam_credentials_endpoint(mut self, endpoint: &str) -> Self {
+        self.iam_credentials_endpoint = endpoint.to_owned();
+        self
     }
 
     /// The credentials of the settings' `assume_role_with_gcp_identity` block for the clients
@@ -80,7 +92,8 @@ impl GcpIdentityCredentials {
             settings.sts_endpoint.as_deref(),
             &settings.metadata_host,
             settings.max_retries,
-        )?;
+        )?
+        .with_iam_credentials_endpoint(&settings.iam_credentials_endpoint);
         Ok(Some(Arc::new(credentials)))
     }
 
@@ -107,14 +120,20 @@ impl GcpIdentityCredentials {
                 return Ok(creds.clone());
             }
         }
-        let request = ExchangeRequest {
-            params: ExchangeParams {
-                service_account: self.settings.service_account.clone(),
-                duration_seconds: Some(self.settings.duration_seconds),
-                ..ExchangeParams::new(&self.settings.role_arn, &self.settings.audience)
-            },
-            token: TokenSource::Metadata(self.metadata.clone()),
+        let params = ExchangeParams {
+            service_account: self.settings.service_account.clone(),
+            duration_seconds: Some(self.settings.duration_seconds),
+            impersonate_service_account: self.settings.impersonate_service_account.clone(),
+            delegates: self.settings.delegates.clone(),
+            ..ExchangeParams::new(&self.settings.role_arn, &self.settings.audience)
         };
+        let token = TokenSource::google(
+            self.metadata.clone(),
+            &self.iam_credentials_endpoint,
+            self.retry,
+            &params,
+        )?;
+        let request = ExchangeRequest { params, token };
         let out = self.exchanger.exchange(request).await?;
         let expiration = UNIX_EPOCH + Duration::from_secs(out.expiration_epoch.max(0) as u64);
         let creds = Credentials::new(
@@ -210,6 +229,8 @@ mod tests {
             audience: "aws-ci".into(),
             service_account: "default".into(),
             duration_seconds: 3600,
+            impersonate_service_account: None,
+            delegates: vec![],
         }
     }
 
@@ -309,6 +330,7 @@ mod tests {
             iam_endpoint: Some(format!("http://{iam}")),
             sts_endpoint: Some(format!("http://{sts}")),
             metadata_host: md,
+            iam_credentials_endpoint: iam_credentials::DEFAULT_ENDPOINT.into(),
             max_retries: 0,
             assume_role_with_gcp_identity: Some(identity()),
         };

@@ -21,6 +21,7 @@ use crate::clients::aws;
 use crate::clients::settings::{GcpIdentitySettings, ProcessEnvironment};
 use crate::clients::SharedClients;
 use crate::data_sources::credentials::CredentialsDataSource;
+use crate::data_sources::google_trusts::GoogleTrustsDataSource;
 use crate::diag;
 use crate::ephemeral_resources::credentials::CredentialsEphemeral;
 use crate::functions::trust_policy::TrustPolicyFunction;
@@ -50,6 +51,10 @@ pub fn registry() -> Registry {
         .data_source(
             crate::data_sources::credentials::TYPE_NAME,
             CredentialsDataSource::new(shared.clone()),
+        )
+        .data_source(
+            crate::data_sources::google_trusts::TYPE_NAME,
+            GoogleTrustsDataSource::new(shared.clone()),
         )
         .ephemeral_resource(
             crate::ephemeral_resources::credentials::TYPE_NAME,
@@ -170,6 +175,9 @@ mod tests {
         let registry = registry();
         let [resources, data_sources, _, _] = registry.names();
         assert_eq!(resources, vec!["gcpfed_role"]);
-        assert_eq!(data_sources, vec!["gcpfed_credentials"]);
+        assert_eq!(
+            data_sources,
+            vec!["gcpfed_credentials", "gcpfed_google_trusts"]
+        );
     }
 }

@@ -39,6 +39,12 @@ pub fn provider_schema() -> Schema {
             "host[:port] of the GCE metadata server that issues the service account's ID token. \
              Falls back to `GCE_METADATA_HOST`, then `metadata.google.internal`.",
             Optional)),
+        ("iam_credentials_custom_endpoint", string_attribute(
+            "Base URL of Google's IAM Credentials API, which mints the ID token when \
+             `impersonate_service_account` is set (as terraform-provider-google names it). Falls \
+             back to `GOOGLE_IAM_CREDENTIALS_CUSTOM_ENDPOINT`, then \
+             `https://iamcredentials.googleapis.com/v1/`.",
+            Optional)),
         ("max_retries", attribute(
             AttributeType::Number,
             Optional,
@@ -94,6 +100,19 @@ pub fn provider_schema() -> Schema {
                 Optional,
                 "Session duration, 900–43200 and at most the role's maximum. Default `3600`; \
                  the provider renews the credentials before they expire.")),
+            ("impersonate_service_account", string_attribute(
+                "Email or unique ID of a service account to impersonate: its ID token is minted \
+                 by the IAM Credentials API (`iam_credentials_custom_endpoint`), authorised by \
+                 `service_account`'s access token, and the role must trust that account's unique \
+                 ID. `service_account` needs `roles/iam.serviceAccountTokenCreator` on it.",
+                Optional)),
+            ("delegates", attribute(
+                AttributeType::List(Box::new(AttributeType::String)),
+                Optional,
+                "Delegation chain to `impersonate_service_account`, in order: `service_account` \
+                 can impersonate the first, each the next, the last one \
+                 `impersonate_service_account`. Emails or unique IDs, optionally written \
+                 `projects/-/serviceAccounts/…`.")),
         ]
         .into_iter()
         .map(|(name, attribute)| (name.to_string(), attribute))
@@ -140,6 +159,8 @@ mod tests {
             ("audience", AttributeConstraint::Required),
             ("service_account", AttributeConstraint::Optional),
             ("duration_seconds", AttributeConstraint::Optional),
+            ("impersonate_service_account", AttributeConstraint::Optional),
+            ("delegates", AttributeConstraint::Optional),
         ] {
             let attribute = block
                 .attributes
@@ -147,6 +168,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("{name}"));
             assert_eq!(attribute.constraint, constraint, "{name}");
         }
-        assert_eq!(block.attributes.len(), 4);
+        assert_eq!(block.attributes.len(), 6);
+        assert!(schema
+            .block
+            .attributes
+            .contains_key("iam_credentials_custom_endpoint"));
     }
 }

@@ -32,7 +32,7 @@ pub enum TrustFinding {
     KeysMatch,
     /// The trust policy has no Allow statement for `accounts.google.com`.
     NoGoogleStatement,
-    /// The role could not be read (no IAM client, or IAM refused).
+    /// The role could not be read (no AWS credentials to read it with, or IAM refused).
     Unavailable(String),
 }
 
@@ -189,10 +189,8 @@ impl TrustFinding {
                         token_value
                     ));
                 }
-                out.push_str(
-                    "\nFix: request the audience the role expects (`audience`), use a service account the role \
-                     trusts (its numeric unique ID in `service_account_unique_ids`), or update the role.",
-                );
+                // The fix names inputs, which only the exchange's caller can spell
+                // (`crate::exchange::caller`): the exchange's message adds it.
                 out
             }
             TrustFinding::KeysMatch => {
@@ -209,8 +207,8 @@ impl TrustFinding {
                     .to_owned()
             }
             TrustFinding::Unavailable(why) => format!(
-                "Compare these values with the role's trust policy (the provider could not read it to name the \
-                 mismatched key: {why})."
+                "Compare these values with the role's trust policy, for example with `aws iam get-role` \
+                 (it could not be read here to name the mismatched key: {why})."
             ),
         }
     }
@@ -359,12 +357,9 @@ mod tests {
         assert!(text.contains(
             "  Mismatch: accounts.google.com:sub allows [\"1\", \"2\"] but the token's sub is absent.\n"
         ));
-        assert!(text.contains("Fix: request the audience the role expects"));
-        assert!(
-            TrustFinding::Unavailable("no IAM client is configured".into())
-                .explanation()
-                .contains("could not read it to name the mismatched key: no IAM client")
-        );
+        assert!(TrustFinding::Unavailable("IAM refused".into())
+            .explanation()
+            .contains("could not be read here to name the mismatched key: IAM refused"));
         assert!(TrustFinding::NoGoogleStatement
             .explanation()
             .contains("does not trust Google identities"));

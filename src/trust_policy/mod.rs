@@ -1,15 +1,22 @@
 //! Owns the role's trust policy as pure functions, no I/O: rendering the gcpfed trust policy
 //! from Google inputs (here), reading policy documents as IAM returns them and deciding whether
 //! two mean the same ([`document`]), recognising a gcpfed trust policy again ([`parse`]), and
-//! explaining an STS denial by comparing a token's claims with a trust policy ([`denial`]).
+//! explaining an STS denial by comparing a token's claims with a trust policy ([`denial`]), and
+//! grading any trust Google identities are given, however it is written ([`audit`], many roles
+//! at once in [`audit_report`]). Both
+//! [`parse`] and [`audit`] read statements through [`statement`], the one reading of principals,
+//! actions and condition tests.
 
 use std::collections::BTreeSet;
 
 use crate::validate::{self, Invalid};
 
+pub mod audit;
+pub mod audit_report;
 pub mod denial;
 pub mod document;
 pub mod parse;
+pub mod statement;
 
 pub use denial::{check_trust_policy, claim_lines, KeyMismatch, TrustFinding};
 pub use document::{decode_document, normalize_document, policies_equivalent};

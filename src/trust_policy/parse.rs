@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::document::decode_document;
+use super::statement::{condition_tests, single_string, strings, GoogleKey};
 use super::{
     json_string, TrustInputs, ASSUME_ACTION, GOOGLE_PRINCIPAL, KEY_AUD, KEY_OAUD, KEY_SUB,
     POLICY_VERSION,
@@ -117,38 +118,37 @@ pub fn parse_trust_policy(raw: &str) -> Result<TrustInputs, ShapeMismatch> {
         Some(Value::String(e)) if e == "Allow" => {}
         other => return Err(ShapeMismatch::Effect(show(other))),
     }
+    // Exactly as rendered: the one Federated principal, spelled in lower case.
     let principal_ok = match stmt.get("Principal") {
         Some(Value::Object(p)) => {
-            p.len() == 1
-                && p.get("Federated").and_then(single_string) == Some(GOOGLE_PRINCIPAL.to_string())
+            p.len() == 1 && p.get("Federated").and_then(single_string) == Some(GOOGLE_PRINCIPAL)
         }
         _ => false,
     };
     if !principal_ok {
         return Err(ShapeMismatch::Principal(show(stmt.get("Principal"))));
     }
-    if stmt.get("Action").and_then(single_string).as_deref() != Some(ASSUME_ACTION) {
+    if stmt.get("Action").and_then(single_string) != Some(ASSUME_ACTION) {
         return Err(ShapeMismatch::Action(show(stmt.get("Action"))));
     }
     let cond = match stmt.get("Condition") {
         Some(Value::Object(c)) if !c.is_empty() => c,
         _ => return Err(ShapeMismatch::NoCondition),
     };
-    let string_equals = match cond.get("StringEquals") {
-        Some(Value::Object(m)) if cond.len() == 1 => m,
-        _ => return Err(ShapeMismatch::Operators(cond.keys().cloned().collect())),
-    };
+    if !matches!(cond.get("StringEquals"), Some(Value::Object(_))) || cond.len() != 1 {
+        return Err(ShapeMismatch::Operators(cond.keys().cloned().collect()));
+    }
     let (mut aud, mut oaud, mut sub) = (None, None, None);
-    for (key, value) in string_equals {
-        let slot = match key.to_ascii_lowercase().as_str() {
-            KEY_AUD => &mut aud,
-            KEY_OAUD => &mut oaud,
-            KEY_SUB => &mut sub,
-            _ => return Err(ShapeMismatch::ExtraConditionKey(key.clone())),
+    for test in condition_tests(cond) {
+        let slot = match test.google_key() {
+            Some(GoogleKey::Aud) => &mut aud,
+            Some(GoogleKey::Oaud) => &mut oaud,
+            Some(GoogleKey::Sub) => &mut sub,
+            _ => return Err(ShapeMismatch::ExtraConditionKey(test.key.to_owned())),
         };
-        if slot.replace(value).is_some() {
+        if slot.replace(test.values).is_some() {
             // The same key twice in different letter case: IAM would read both.
-            return Err(ShapeMismatch::ExtraConditionKey(key.clone()));
+            return Err(ShapeMismatch::ExtraConditionKey(test.key.to_owned()));
         }
     }
     let aud = string_set(KEY_AUD, aud)?;
@@ -182,15 +182,6 @@ fn show(v: Option<&Value>) -> String {
     v.map_or_else(|| "missing".to_string(), Value::to_string)
 }
 
-/// A string, or a list holding exactly one string.
-fn single_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) if items.len() == 1 => items[0].as_str().map(str::to_owned),
-        _ => None,
-    }
-}
-
 fn string_set(key: &'static str, value: Option<&Value>) -> Result<BTreeSet<String>, ShapeMismatch> {
     let bad = |v: &Value| ShapeMismatch::ConditionValue {
         key,
@@ -198,12 +189,11 @@ fn string_set(key: &'static str, value: Option<&Value>) -> Result<BTreeSet<Strin
     };
     let set: BTreeSet<String> = match value {
         None => return Err(ShapeMismatch::MissingConditionKey(key)),
-        Some(Value::String(s)) => BTreeSet::from([s.clone()]),
-        Some(v @ Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| bad(v)))
-            .collect::<Result<_, _>>()?,
-        Some(v) => return Err(bad(v)),
+        Some(v) => strings(v)
+            .ok_or_else(|| bad(v))?
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     };
     if set.is_empty() || set.iter().any(String::is_empty) {
         return Err(bad(value.expect("present")));

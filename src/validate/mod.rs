@@ -11,6 +11,8 @@
 //!   audience, service account, session name, duration and session policies).
 //! - [`endpoints`]: custom endpoint URLs, the metadata host and region names.
 //! - [`json`]: repeated keys in JSON documents, which parsers resolve silently.
+//! - [`impersonation`]: the account to impersonate and its delegation chain (normalised).
+//! - [`path_prefix`]: the IAM path prefix the audit lists roles under.
 //!
 //! A rule returns [`Invalid`]: a title and a detail that names the fix. A rule for an argument
 //! that callers spell differently (`duration_seconds` in HCL, `--duration-seconds` on the
@@ -19,7 +21,9 @@
 
 mod arn;
 mod endpoints;
+mod impersonation;
 mod json;
+mod path_prefix;
 mod role;
 mod session;
 
@@ -27,7 +31,9 @@ use std::fmt;
 
 pub use arn::*;
 pub use endpoints::*;
+pub use impersonation::*;
 pub use json::*;
+pub use path_prefix::*;
 pub use role::*;
 pub use session::*;
 

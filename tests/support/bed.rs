@@ -1,4 +1,5 @@
-//! The local test bed (moto behind our strict STS gate, and our GCE metadata emulator) as a
+//! The local test bed (moto behind our strict STS gate, our GCE metadata emulator and our IAM
+//! Credentials emulator) as a
 //! child process of the test, and a synchronous handle to drive it.
 //!
 //! Each test starts its own bed with [`TestBed::start`]; dropping the handle closes the bed's
@@ -90,6 +91,16 @@ pub struct RecordedCall {
     pub path: String,
     #[serde(default)]
     pub host: Option<String>,
+    /// The `RoleName` parameter of an IAM call.
+    #[serde(default)]
+    pub role_name: Option<String>,
+    /// The overlap record (tests/testbed/bed_latency.py): one counter numbers every arrival and
+    /// every answer, so two calls were in flight together when each started before the other's
+    /// answer.
+    #[serde(default)]
+    pub start_seq: u64,
+    #[serde(default)]
+    pub end_seq: u64,
 }
 
 /// One exchange's secrets as the gate saw them (see [`TestBed::exchange_secrets`]). Debug shows
@@ -201,6 +212,8 @@ struct Ready {
     moto_endpoint: String,
     metadata_host: String,
     jwks_url: String,
+    #[serde(default)]
+    iam_credentials_endpoint: String,
 }
 
 /// A running bed. Endpoints are `http://127.0.0.1:PORT` URLs; `metadata_host` is `host:port`.
@@ -209,6 +222,8 @@ pub struct TestBed {
     pub moto_endpoint: String,
     pub metadata_host: String,
     pub jwks_url: String,
+    /// Base URL of the IAM Credentials emulator (`http://127.0.0.1:PORT/v1/`).
+    pub iam_credentials_endpoint: String,
     child: Child,
     http: Option<reqwest::blocking::Client>,
 }
@@ -293,6 +308,7 @@ impl TestBed {
             moto_endpoint: ready.moto_endpoint,
             metadata_host: ready.metadata_host,
             jwks_url: ready.jwks_url,
+            iam_credentials_endpoint: ready.iam_credentials_endpoint,
             child,
             http: Some(http),
         }
@@ -330,6 +346,30 @@ impl TestBed {
     /// Takes about a second: moto reloads the AWS managed policies.
     pub fn reset(&self) {
         self.control(reqwest::Method::POST, "reset", Some(json!({})));
+        self.iam_control(reqwest::Method::POST, "reset", None);
+    }
+
+    /// The IAM Credentials emulator's control API (`/_testbed/iam/<path>`, see
+    /// tests/testbed/bed_iamcredentials.py): grants, the API's state, the VM's scopes, faults,
+    /// the call record and the tokens it issued.
+    pub fn iam_control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let base = self.iam_credentials_endpoint.trim_end_matches("/v1/");
+        let mut request = self
+            .http()
+            .request(method.clone(), format!("{base}/_testbed/iam/{path}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("IAM Credentials control {method} {path}: {e}"));
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "IAM Credentials control {method} {path}: HTTP {status}: {text}"
+        );
+        serde_json::from_str(&text).expect("control answers are JSON")
     }
 
     /// Every AWS call the gate has seen since start, the last reset or clear, oldest first.
@@ -395,6 +435,16 @@ impl TestBed {
             reqwest::Method::POST,
             "faults/metadata",
             Some(json!({"delay_ms": millis, "times": times})),
+        );
+    }
+
+    /// Sleep `aws_ms` before each AWS answer and `metadata_ms` before each metadata answer
+    /// (outside the bed's locks: concurrent calls wait together), until the next reset.
+    pub fn set_latency(&self, aws_ms: u64, metadata_ms: u64) {
+        self.control(
+            reqwest::Method::POST,
+            "latency",
+            Some(json!({"aws_ms": aws_ms, "metadata_ms": metadata_ms})),
         );
     }
 

@@ -25,6 +25,22 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The AWS CLI of the test venv (awscli is pinned in tests/requirements.txt).
+pub fn aws_cli() -> PathBuf {
+    let path = repo_root().join(".tools/venv/bin/aws");
+    assert!(
+        path.is_file(),
+        "{} does not exist: run `make tools` (awscli is pinned in tests/requirements.txt)",
+        path.display()
+    );
+    path
+}
+
+/// The helper binary cargo built for this test run (`credential-process`, `audit`).
+pub fn helper_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-gcpfed"))
+}
+
 /// Python of the test venv (`make tools` creates it); `GCPFED_PYTHON` overrides.
 pub fn python() -> PathBuf {
     tool_path("GCPFED_PYTHON", ".tools/venv/bin/python")

@@ -20,6 +20,10 @@ test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON
   POST   /_testbed/token              {"service_account", "audience", "expires_in"?, "issuer"?,
                                        "azp"?, "sub"?, "unknown_key"?, "format"?} -> {"token"}
   GET    /_testbed/jwks               the published JWKS
+  GET|POST /_testbed/latency          {"aws_ms"?, "metadata_ms"?}: the latency before each answer
+                                       (see bed_latency); reset restores the start-up values
+
+Every recorded call also holds `start_seq`, `end_seq` and `in_flight_at_start` (bed_latency).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import bed_http
+import bed_latency
 import bed_state
 import bed_sts
 
@@ -138,14 +143,22 @@ class Gate:
         get_role: Callable[[str], dict | None],
         reset_moto: Callable[[], None],
         moto_ready: threading.Event,
+        latency: bed_latency.Latency | None = None,
     ) -> None:
         self.state = state
+        self.latency = latency or bed_latency.Latency()
         self.moto_address = moto_address
         self.get_role = get_role
         self.reset_moto = reset_moto
         self.moto_ready = moto_ready
         self.info: dict = {}
         self.server = bed_http.Server(("127.0.0.1", 0), self._handler())
+
+    def answering(self, call: dict) -> None:
+        """Just before a recorded call's answer (or its dropped answer) goes out: the configured
+        latency, then the call's end in the overlap record."""
+        self.latency.before_aws_answer()
+        self.latency.ended(call)
 
     # ------------------------------------------------------------------------------------
     def forward(self, method: str, target: str, headers, body: bytes, extra: dict | None = None):
@@ -202,7 +215,10 @@ class Gate:
                     "role_arn": None,
                     "session_name": None,
                     "duration_seconds": None,
+                    # Which role an IAM call is about: tests group the overlap record by it.
+                    "role_name": info.params.get("RoleName"),
                 }
+                gate.latency.started(call)
                 is_web_identity = info.action == "AssumeRoleWithWebIdentity"
                 if is_web_identity:
                     call["role_arn"] = info.params.get("RoleArn")
@@ -219,6 +235,7 @@ class Gate:
                 if fault is not None:
                     namespace = IAM_NAMESPACE if info.service == "iam" else bed_sts.STS_NAMESPACE
                     call.update(status=fault.status, error_code=fault.code, injected=True)
+                    gate.answering(call)
                     self.send_aws_error(fault.status, fault.code, fault.message, fault.error_type, namespace)
                     state.record(call)
                     return
@@ -230,12 +247,14 @@ class Gate:
                         bed_sts.check_assume_role_with_web_identity(info.params, state.keys, gate.get_role)
                     except bed_sts.StsError as refused:
                         call.update(status=refused.status, error_code=refused.code)
+                        gate.answering(call)
                         self.send_aws_error(refused.status, refused.code, refused.message, refused.error_type)
                         state.record(call)
                         return
                     except Exception as err:  # noqa: BLE001 - answered as STS would, and logged
                         bed_http.log(f"checking AssumeRoleWithWebIdentity failed: {err!r}")
                         call.update(status=500, error_code="InternalFailure")
+                        gate.answering(call)
                         self.send_aws_error(500, "InternalFailure", "test bed: role lookup failed", "Receiver")
                         state.record(call)
                         return
@@ -249,12 +268,14 @@ class Gate:
                     status, headers, data = gate.forward(self.command, self.path, self.headers, body, extra)
                 except OSError as err:
                     call.update(status=502, error_code="TestBedUpstreamError")
+                    gate.answering(call)
                     state.record(call)
                     self.send_bytes(502, f"test bed: moto unreachable: {err}\n".encode(), "text/plain")
                     return
                 call.update(status=status, error_code=error_code_of(status, headers, data))
                 if is_web_identity and status == 200:
                     call["issued"] = issued_credentials(data)
+                gate.answering(call)
                 state.record(call)
                 self.relay(status, headers, data)
 
@@ -266,6 +287,7 @@ class Gate:
                 except OSError:
                     call.update(status=502, error_code="TestBedUpstreamError")
                 call.update(injected=True, answer_dropped=True)
+                gate.answering(call)
                 state.record(call)
                 # SO_LINGER 0: closing sends RST, as a load balancer or NAT dropping the flow would.
                 try:
@@ -313,6 +335,7 @@ class Gate:
                 if path == "/_testbed/reset" and method == "POST":
                     gate.reset_moto()
                     state.reset()
+                    gate.latency.reset()
                     return {"ok": True}
                 if path == "/_testbed/calls" and method == "GET":
                     return state.get_calls()
@@ -335,6 +358,10 @@ class Gate:
                         return {"ok": True}
                 if path == "/_testbed/token" and method == "POST":
                     return {"token": state.mint_for_test(payload)}
+                if path == "/_testbed/latency":
+                    if method in ("PUT", "POST"):
+                        gate.latency.set(payload)
+                    return gate.latency.get()
                 if path == "/_testbed/jwks" and method == "GET":
                     return state.keys.jwks()
                 raise LookupError(f"no control endpoint {method} {path}")

@@ -1,5 +1,6 @@
 """Our GCE metadata server emulator: the identity endpoint of each configured service account,
-a few neighbouring paths, the issuer's JWKS, and per-test fault injection (status, delay).
+its OAuth access token (`token`, issued by bed_iamcredentials with the VM's scopes), a few
+neighbouring paths, the issuer's JWKS, and per-test fault injection (status, delay).
 
 Behaviour copied from the real server's documented contract: 403 without
 `Metadata-Flavor: Google` or with `X-Forwarded-For`, 400 without `audience`, 404 for an
@@ -13,6 +14,7 @@ import time
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import bed_http
+import bed_latency
 import bed_state
 
 JWKS_PATH = "/oauth2/v3/certs"
@@ -21,7 +23,11 @@ HTML = "text/html; charset=UTF-8"
 TEXT = "application/text"
 
 
-def make_handler(state: bed_state.BedState):
+def make_handler(state: bed_state.BedState, latency: bed_latency.Latency | None = None, iam=None):
+    latency = latency or bed_latency.Latency()
+    # `iam` (bed_iamcredentials.IamState) issues the OAuth access tokens of `.../token` and
+    # holds the VM's access scopes; without it the metadata server has no token endpoint.
+
     class MetadataHandler(bed_http.Handler):
         def version_string(self) -> str:
             return "Metadata Server for VM"
@@ -40,6 +46,9 @@ def make_handler(state: bed_state.BedState):
 
         # -------------------------------------------------------------------------------
         def answer(self, status: int, body: str, content_type: str = TEXT) -> None:
+            # Every metadata answer pays the configured round trip (the discovery documents
+            # below are Google's public endpoints, which the provider never calls).
+            latency.before_metadata_answer()
             self.send_bytes(
                 status,
                 body.encode("utf-8"),
@@ -133,13 +142,18 @@ def make_handler(state: bed_state.BedState):
                 self.answer(404, "Not Found\n", HTML)
                 return
             if leaf == "":
-                self.answer(200, "aliases\nemail\nidentity\nscopes\n")
+                self.answer(200, "aliases\nemail\nidentity\nscopes\ntoken\n")
             elif leaf == "email":
                 self.answer(200, account["email"])
             elif leaf == "aliases":
                 self.answer(200, "".join(f"{a}\n" for a in account["aliases"]))
             elif leaf == "scopes":
-                self.answer(200, "https://www.googleapis.com/auth/cloud-platform\n")
+                scopes = iam.scopes_text() if iam else "https://www.googleapis.com/auth/cloud-platform\n"
+                self.answer(200, scopes)
+            elif leaf == "token" and iam is not None:
+                # As on Compute Engine: the token carries the VM's access scopes, whatever
+                # `scopes` the request asks for.
+                self.answer(200, json.dumps(iam.issue_access_token(account)), "application/json")
             elif leaf == "identity":
                 self.serve_identity(account, query)
             else:
@@ -161,5 +175,5 @@ def make_handler(state: bed_state.BedState):
     return MetadataHandler
 
 
-def start(state: bed_state.BedState) -> bed_http.Server:
-    return bed_http.Server(("127.0.0.1", 0), make_handler(state))
+def start(state: bed_state.BedState, latency: bed_latency.Latency | None = None, iam=None) -> bed_http.Server:
+    return bed_http.Server(("127.0.0.1", 0), make_handler(state, latency, iam))

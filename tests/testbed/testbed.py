@@ -5,7 +5,8 @@ Starts, all on 127.0.0.1 and free ports:
   * moto in server mode (IAM, STS, ...), AWS managed policies loaded;
   * the AWS gate (bed_gate): a recording proxy in front of moto that checks
     AssumeRoleWithWebIdentity as real STS does, injects faults, and serves /_testbed/ control;
-  * our GCE metadata emulator (bed_metadata) and the issuer's JWKS.
+  * our GCE metadata emulator (bed_metadata) and the issuer's JWKS;
+  * our IAM Credentials API emulator (bed_iamcredentials: generateIdToken, impersonation).
 
 Prints exactly one JSON line on stdout once everything listens:
   {"aws_endpoint": ..., "moto_endpoint": ..., "metadata_host": ..., "jwks_url": ..., "pid": ...}
@@ -49,6 +50,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bed_gate  # noqa: E402
 import bed_http  # noqa: E402
+import bed_iamcredentials  # noqa: E402
+import bed_latency  # noqa: E402
 import bed_metadata  # noqa: E402
 import bed_state  # noqa: E402
 
@@ -189,9 +192,12 @@ def main() -> int:
     moto_url = f"http://{moto_host}:{moto_port}"
     moto_side = MotoSide(moto_url)
 
-    gate = bed_gate.Gate(state, (moto_host, moto_port), moto_side.get_role, moto_side.reset, moto_side.ready)
-    metadata = bed_metadata.start(state)
-    threads = [serve(gate.server), serve(metadata)]
+    latency = bed_latency.Latency()  # GCPFED_BED_*LATENCY_MS, shared by the gate and the metadata server
+    gate = bed_gate.Gate(state, (moto_host, moto_port), moto_side.get_role, moto_side.reset, moto_side.ready, latency)
+    iam_credentials = bed_iamcredentials.IamState(state)
+    metadata = bed_metadata.start(state, latency, iam_credentials)
+    iam_server = bed_iamcredentials.start(iam_credentials)
+    threads = [serve(gate.server), serve(metadata), serve(iam_server)]
 
     metadata_host = f"127.0.0.1:{metadata.server_port}"
     info = {
@@ -199,6 +205,7 @@ def main() -> int:
         "moto_endpoint": moto_url,
         "metadata_host": metadata_host,
         "jwks_url": f"http://{metadata_host}{bed_metadata.JWKS_PATH}",
+        "iam_credentials_endpoint": f"http://127.0.0.1:{iam_server.server_port}/v1/",
         "pid": os.getpid(),
     }
     gate.info = info
@@ -222,7 +229,7 @@ def main() -> int:
     while not stop.wait(0.5):
         pass
 
-    for server in (gate.server, metadata):
+    for server in (gate.server, metadata, iam_server):
         server.shutdown()
         server.server_close()
     for thread in threads:

@@ -51,9 +51,12 @@ locals {
     var.duration_seconds == null ? "" : "--duration-seconds ${var.duration_seconds}",
   ]))
 
-  aws_config_profile = join("\n", compact([
+  # Ends with a newline, so that `terraform output -raw aws_config_profile >> ~/.aws/config`
+  # leaves the next section on a line of its own (without it, `[profile next]` would land on
+  # this profile's last line and the AWS CLI would refuse the whole file).
+  aws_config_profile = "${join("\n", compact([
     "[profile ${local.profile_name}]",
     "credential_process = ${local.credential_process}",
     var.profile_region == null ? "" : "region = ${var.profile_region}",
-  ]))
+  ]))}\n"
 }

@@ -1,12 +1,22 @@
 variable "name" {
   description = "Name of the IAM role (1–64 characters of letters, digits and _+=,.@-)."
   type        = string
+
+  validation {
+    condition     = can(regex("^[\\w+=,.@-]{1,64}$", var.name))
+    error_message = "The role name must be 1 to 64 characters of letters, digits and _+=,.@- (IAM's rule)."
+  }
 }
 
 variable "path" {
   description = "IAM path of the role."
   type        = string
   default     = "/"
+
+  validation {
+    condition     = startswith(var.path, "/") && endswith(var.path, "/") && length(var.path) <= 512
+    error_message = "The path must start and end with \"/\" (for example \"/\" or \"/ci/\") and have at most 512 characters."
+  }
 }
 
 variable "description" {
@@ -26,8 +36,18 @@ variable "audience" {
 }
 
 variable "service_account_unique_ids" {
-  description = "Numeric unique IDs (21 digits) of the Google service accounts that may assume the role: google_service_account.x.unique_id, or `gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'`. Not emails."
+  description = "Numeric unique IDs (21 digits) of the Google service accounts that may assume the role: google_service_account.x.unique_id, or `gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'`. Not emails. An ID of another length than 21 digits passes with the provider's warning \"Unusual service account unique ID\" (test beds use short ones)."
   type        = set(string)
+
+  validation {
+    condition     = length(var.service_account_unique_ids) > 0
+    error_message = "Give at least one service account unique ID: a trust policy without one would let no Google identity in."
+  }
+
+  validation {
+    condition     = alltrue([for id in var.service_account_unique_ids : can(regex("^[0-9]+$", id))])
+    error_message = "Each service account unique ID must be all digits: the numeric unique ID (21 digits) from google_service_account.x.unique_id or `gcloud iam service-accounts describe EMAIL --format='value(uniqueId)'`, not the email (AWS compares the token's azp and sub, which carry the unique ID)."
+  }
 }
 
 variable "managed_policy_arns" {
@@ -46,6 +66,11 @@ variable "max_session_duration" {
   description = "Maximum session duration of the role in seconds, 3600–43200."
   type        = number
   default     = 3600
+
+  validation {
+    condition     = var.max_session_duration >= 3600 && var.max_session_duration <= 43200
+    error_message = "max_session_duration must be between 3600 and 43200 seconds."
+  }
 }
 
 variable "permissions_boundary" {
@@ -105,4 +130,9 @@ variable "duration_seconds" {
   description = "Session duration the helper asks for, 900–43200 and at most max_session_duration; null: the helper's default (3600)."
   type        = number
   default     = null
+
+  validation {
+    condition     = var.duration_seconds == null || (coalesce(var.duration_seconds, 900) >= 900 && coalesce(var.duration_seconds, 900) <= 43200)
+    error_message = "duration_seconds must be null (the helper's default, 3600) or between 900 and 43200 seconds."
+  }
 }

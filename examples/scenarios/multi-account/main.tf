@@ -173,7 +173,7 @@ output "role_arns" {
 output "aws_config" {
   description = "Per team: the ~/.aws/config text for its runner, one profile per account."
   value = {
-    for team in keys(local.teams) : team => join("\n\n", [
+    for team in keys(local.teams) : team => join("\n", [ # each profile ends with a newline: one blank line between
       module.development[team].aws_config_profile,
       module.staging[team].aws_config_profile,
       module.production[team].aws_config_profile,

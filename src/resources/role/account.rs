@@ -18,7 +18,7 @@ pub(super) async fn caller_account(clients: &Clients) -> Result<String, String> 
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| crate::diag::error_chain(&aws_sdk_sts::Error::from(e)))?;
+        .map_err(|e| crate::clients::aws::describe_sdk_error(&e))?;
     out.account()
         .map(str::to_owned)
         .ok_or_else(|| "STS GetCallerIdentity returned no account".to_owned())

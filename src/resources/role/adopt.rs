@@ -1,4 +1,6 @@
-//! Owns the decision to adopt a role that CreateRole reports as already existing.
+//! Owns the decisions to adopt a role that exists already: one CreateRole reports as existing
+//! ([`mismatches`]), and one named by an import whose trust is open to any Google identity
+//! ([`open_to_any_google_identity`]).
 //!
 //! A CreateRole can reach IAM and lose its answer on the way back (a reset connection, an
 //! attempt timeout); the SDK then retries and meets EntityAlreadyExists for the role this very
@@ -14,6 +16,7 @@ use aws_smithy_types::date_time::Format;
 use aws_smithy_types::DateTime;
 
 use super::iam::{NewRole, RemoteRole};
+use crate::trust_policy::audit::{grade_trust_policy, Finding, Severity};
 use crate::trust_policy::policies_equivalent;
 
 /// Allowed difference between this machine's clock and IAM's when judging the creation time.
@@ -59,6 +62,28 @@ pub fn mismatches(
         )),
     }
     out
+}
+
+/// Import refuses a role any Google identity in the world can assume, with the audit's own
+/// finding text (the same words `gcpfed_google_trusts` and `audit` print), so the user learns
+/// what is open and how to close it rather than only that the shape differs. `None`: no
+/// critical finding (the shape check still decides the rest).
+pub fn open_to_any_google_identity(role: &str, trust_policy: Option<&str>) -> Option<String> {
+    let grade = grade_trust_policy(role, trust_policy?)?;
+    let critical: Vec<String> = grade
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Critical)
+        .map(Finding::text)
+        .collect();
+    if critical.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Role {role:?} can be assumed by any Google identity, so gcpfed_role will not adopt it: \
+         importing would hide that. Close the trust first, then import.\n\n{}",
+        critical.join("\n")
+    ))
 }
 
 fn created_at(text: &str) -> Option<SystemTime> {
@@ -125,6 +150,25 @@ mod tests {
             at(1_800_000_005)
         )
         .is_empty());
+    }
+
+    #[test]
+    fn an_open_trust_is_refused_with_the_audit_finding() {
+        let open = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Any","Effect":"Allow","Principal":{"Federated":"accounts.google.com"},"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{"accounts.google.com:oaud":"a"}}}]}"#;
+        let why = open_to_any_google_identity("r", Some(open)).unwrap();
+        assert!(
+            why.starts_with("Role \"r\" can be assumed by any Google identity"),
+            "{why}"
+        );
+        assert!(why.contains(concat!(
+            "[critical] Statement[0] (Sid \"Any\"): neither accounts.google.com:aud nor ",
+            "accounts.google.com:sub is pinned to an exact value (checking accounts.google.com:oaud ",
+            "alone does not restrict who): any Google identity in the world can assume the role ",
+            "(the caller chooses the audience it asks for). Fix: Replace the trust policy with ",
+            "provider::gcpfed::trust_policy(\"a\", [\"<service account unique_id>\"])"
+        )), "{why}");
+        assert_eq!(open_to_any_google_identity("r", Some(TRUST)), None);
+        assert_eq!(open_to_any_google_identity("r", None), None);
     }
 
     #[test]

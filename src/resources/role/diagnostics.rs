@@ -6,6 +6,7 @@ use tf_provider::{AttributePath, Diagnostics};
 
 use super::iam::IamError;
 use super::state::TYPE_NAME;
+use crate::clients::aws::is_missing_credentials;
 use crate::diag;
 use crate::trust_policy::ShapeMismatch;
 
@@ -71,6 +72,7 @@ fn advice(role: &str, e: &IamError) -> (String, Option<AttributePath>) {
             "IAM kept throttling requests after the provider's retries. Try again later, or raise max_retries in the provider block.".into(),
             None,
         ),
+        (_, "") if is_missing_credentials(&e.message) => (NO_CREDENTIALS_FIX.into(), None),
         (_, "") if e.message.starts_with("timed out") => (
             format!("IAM did not answer iam:{} in time. Check the provider's region, endpoints (`endpoints.iam`) and network path to IAM, then try again.", e.operation),
             None,
@@ -83,8 +85,30 @@ fn advice(role: &str, e: &IamError) -> (String, Option<AttributePath>) {
     }
 }
 
+/// The headline when the provider's own IAM calls have no credentials, whatever the operation:
+/// the SDK reports this as a failed dispatch, which would otherwise read as a network problem.
+pub(super) const NO_CREDENTIALS: &str = "No AWS credentials for the provider's IAM calls";
+
+const NO_CREDENTIALS_FIX: &str = "The provider signs its IAM calls with AWS credentials of its \
+own (the exchange of gcpfed_credentials needs none), and found none: it tried the standard AWS \
+credential chain, in the order shown below. Give it credentials in one of three ways:\n\
+  - keys: access_key and secret_key (and token for temporary keys) in the provider block, or \
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment;\n\
+  - a profile: profile in the provider block, or AWS_PROFILE, naming a profile of ~/.aws/config \
+or ~/.aws/credentials (one with credential_process works too);\n\
+  - on Google Cloud, no AWS key at all: an assume_role_with_gcp_identity block { role_arn, \
+audience } in the provider block, so the provider exchanges the runner's Google identity for a \
+role's credentials itself.\n\
+On Google Cloud, also set AWS_EC2_METADATA_DISABLED=true: 169.254.169.254 is Google's metadata \
+server there, which refuses the chain's EC2 instance-metadata requests.";
+
 pub(super) fn report(diags: &mut Diagnostics, summary: &str, role: &str, e: &IamError) {
     let (next, path) = advice(role, e);
+    let summary = if e.code.is_none() && is_missing_credentials(&e.message) {
+        NO_CREDENTIALS
+    } else {
+        summary
+    };
     match path {
         Some(path) => {
             diag::attribute_error(diags, path, summary, diag::detail(&next, &e.to_string()))
@@ -165,5 +189,33 @@ mod tests {
             advice("r", &e).1,
             Some(AttributePath::new("inline_policies").key("p"))
         );
+    }
+
+    #[test]
+    fn missing_credentials_get_their_own_headline_and_the_three_fixes() {
+        let e = IamError {
+            operation: "CreateRole",
+            subject: None,
+            code: None,
+            message: format!(
+                "{}. Sources tried, in order, none of which had credentials:\n  - EC2 instance \
+                 metadata (IMDS): disabled",
+                crate::clients::aws::MISSING_CREDENTIALS
+            ),
+        };
+        let mut diags = Diagnostics::default();
+        report(&mut diags, "Could not create role", "r", &e);
+        let d = &diags.errors[0];
+        assert_eq!(d.summary, "No AWS credentials for the provider's IAM calls");
+        for fix in [
+            "access_key and secret_key",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "assume_role_with_gcp_identity",
+            "EC2 instance metadata (IMDS): disabled",
+        ] {
+            assert!(d.detail.contains(fix), "{fix} missing in {}", d.detail);
+        }
+        assert!(!d.detail.contains("could not be reached"), "{}", d.detail);
     }
 }

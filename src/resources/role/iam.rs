@@ -13,10 +13,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
 use aws_smithy_types::date_time::Format;
 
+use futures_util::FutureExt;
+
+use super::concurrent;
 use crate::clients::aws::{ATTEMPT_TIMEOUT, OPERATION_TIMEOUT};
 use crate::retry::{retry, RetryPolicy};
 use crate::trust_policy::decode_document;
@@ -63,7 +66,7 @@ impl IamError {
         }
         let message = match err.message() {
             Some(m) if code.is_some() => m.to_owned(),
-            _ => DisplayErrorContext(&err).to_string(),
+            _ => crate::clients::aws::describe_sdk_error(&err),
         };
         Self {
             operation,
@@ -219,8 +222,17 @@ impl<'c> RoleApi<'c> {
     }
 
     /// The role and its policies; `None` when IAM says the role does not exist.
+    ///
+    /// Two round trips, not four: GetRole and both lists go out together (none needs another's
+    /// answer), then the inline documents ([`Self::inline_documents`]). The answers are judged in
+    /// the order the calls were once made one by one, so a failure reads the same.
     pub async fn fetch(&self, name: &str) -> Result<Option<RemoteRole>, IamError> {
-        let out = match self.client.get_role().role_name(name).send().await {
+        let (role, attached, inline_names) = tokio::join!(
+            self.client.get_role().role_name(name).send(),
+            self.attached(name),
+            self.inline_names(name)
+        );
+        let out = match role {
             Ok(out) => out,
             Err(e) => {
                 let e = IamError::from_sdk("GetRole", None, e);
@@ -252,14 +264,14 @@ impl<'c> RoleApi<'c> {
                 .collect(),
             ..Default::default()
         };
-        match self.attached(name).await {
+        match attached {
             Ok(arns) => remote.managed_policy_arns = arns,
             Err(e) if e.not_found() => return Ok(None),
             Err(e) => return Err(e),
         }
-        match self.inline(name).await {
-            Ok(docs) => remote.inline_policies = docs,
-            Err(e) if e.not_found() && e.operation == "ListRolePolicies" => return Ok(None),
+        match inline_names {
+            Ok(names) => remote.inline_policies = self.inline_documents(name, names).await?,
+            Err(e) if e.not_found() => return Ok(None),
             Err(e) => return Err(e),
         }
         Ok(Some(remote))
@@ -294,31 +306,44 @@ impl<'c> RoleApi<'c> {
             .map_err(|e| IamError::from_sdk("ListRolePolicies", None, e))
     }
 
-    /// Inline policies by name, documents decoded. A policy deleted between the list and the get
-    /// is left out.
-    pub async fn inline(&self, name: &str) -> Result<BTreeMap<String, String>, IamError> {
-        let mut docs = BTreeMap::new();
-        for policy in self.inline_names(name).await? {
-            match self
-                .client
-                .get_role_policy()
-                .role_name(name)
-                .policy_name(&policy)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    docs.insert(policy, decode_document(out.policy_document()).into_owned());
-                }
-                Err(e) => {
-                    let e = IamError::from_sdk("GetRolePolicy", Some(&policy), e);
-                    if !e.not_found() {
-                        return Err(e);
+    /// The named inline policies' documents, decoded, read concurrently ([`concurrent`]). A
+    /// policy deleted between the list and the get is left out; otherwise the first failure in
+    /// name order is returned.
+    async fn inline_documents(
+        &self,
+        name: &str,
+        policies: Vec<String>,
+    ) -> Result<BTreeMap<String, String>, IamError> {
+        let reads = policies
+            .into_iter()
+            .map(|policy| {
+                async move {
+                    let answer = self
+                        .client
+                        .get_role_policy()
+                        .role_name(name)
+                        .policy_name(&policy)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(out) => Ok(Some((
+                            policy,
+                            decode_document(out.policy_document()).into_owned(),
+                        ))),
+                        Err(e) => match IamError::from_sdk("GetRolePolicy", Some(&policy), e) {
+                            e if e.not_found() => Ok(None),
+                            e => Err(e),
+                        },
                     }
                 }
-            }
-        }
-        Ok(docs)
+                .boxed()
+            })
+            .collect();
+        concurrent::all_in_order(reads)
+            .await
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
     }
 
     /// Attaches a managed policy; right after create, waits out the role's propagation.

@@ -5,11 +5,12 @@
 //!
 //! - [`state`]: the state, its schema, and the all-known values create and update work from;
 //! - [`checks`]: the argument rules of [`crate::validate`], on their attributes;
+//! - [`concurrent`]: how many IAM calls of one role run at once, results kept in order;
 //! - [`iam`]: the IAM calls, their typed errors and their retries;
 //! - [`adopt`]: whether a role CreateRole met as "already exists" is the one this create made;
 //! - [`plan`]: planning (the trust policy is known at plan time) and reading back;
-//! - [`update`]: the IAM calls of an in-place update, in an order that never leaves the role with
-//!   fewer permissions than before and after;
+//! - [`update`]: the IAM writes after CreateRole and of an in-place update, concurrent where IAM
+//!   allows, in an order that never leaves the role with fewer permissions than before and after;
 //! - [`diagnostics`]: what to do next when IAM refuses;
 //! - [`account`]: an import ARN's account against the caller's.
 //!
@@ -18,6 +19,7 @@
 mod account;
 pub mod adopt;
 pub mod checks;
+mod concurrent;
 pub mod diagnostics;
 pub mod iam;
 pub mod plan;
@@ -40,7 +42,7 @@ use diagnostics::{report, report_not_gcpfed, report_not_ours, report_unknown};
 use iam::{Created, NewRole, RoleApi};
 use plan::{merge, plan_change, plan_new};
 use state::{known, str_of, Desired};
-use update::apply_changes;
+use update::{add_policies, apply_changes};
 
 pub use state::{role_schema, RoleState, DEFAULT_MAX_SESSION_DURATION, DEFAULT_PATH, TYPE_NAME};
 
@@ -228,17 +230,8 @@ impl Resource for RoleResource {
 
         // From here on the role exists: it goes into state whatever happens, so that a failure
         // leaves it tainted (replaced on the next apply) instead of orphaned.
-        for arn in &d.managed {
-            if let Err(e) = api.attach(&d.name, arn).await {
-                report(diags, "Cannot attach managed policy", &d.name, &e);
-                return Some((state, planned_private_state));
-            }
-        }
-        for (policy, doc) in &d.inline {
-            if let Err(e) = api.put_inline(&d.name, policy, doc).await {
-                report(diags, "Cannot put inline policy", &d.name, &e);
-                return Some((state, planned_private_state));
-            }
+        if let Err((summary, e)) = add_policies(&api, &d).await {
+            report(diags, summary, &d.name, &e);
         }
         Some((state, planned_private_state))
     }
@@ -352,6 +345,11 @@ impl Resource for RoleResource {
             name: known(name.clone()),
             ..Default::default()
         };
+        let trust = remote.trust_policy.as_deref();
+        if let Some(why) = adopt::open_to_any_google_identity(&name, trust) {
+            diags.root_error("Role is open to any Google identity", why);
+            return None;
+        }
         let (state, mismatch) = merge(&blank, &remote);
         if let Some(m) = mismatch {
             report_not_gcpfed(diags, &name, &m);
