@@ -342,55 +342,22 @@ impl Outcome {
 }
 
 /// Runs `command` (stdin closed, in its own process group) and kills the group if it is still
-/// running after `bound`.
+/// running after `bound`: [`super::process::run_with_timeout`], in the shape these tests report.
 pub fn run_bounded(mut command: Command, what: &str, bound: Duration) -> Outcome {
     use std::os::unix::process::CommandExt;
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let out = reader(child.stdout.take().expect("stdout"));
-    let err = reader(child.stderr.take().expect("stderr"));
-    let started = Instant::now();
-    let (status, killed) = loop {
-        match child.try_wait().expect("wait") {
-            Some(status) => break (status.code(), false),
-            None if started.elapsed() > bound => {
-                kill_group(child.id());
-                let _ = child.kill();
-                let _ = child.wait();
-                break (None, true);
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
+    command.process_group(0);
+    let finished = super::process::run_with_timeout(&mut command, bound, what);
     Outcome {
         what: what.to_owned(),
-        status,
-        killed,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        status: if finished.timed_out {
+            None
+        } else {
+            finished.status.code()
+        },
+        killed: finished.timed_out,
+        stdout: finished.stdout,
+        stderr: finished.stderr,
     }
-}
-
-fn reader<R: Read + Send + 'static>(mut stream: R) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-fn kill_group(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// Runs the engine of `workdir` with `args` like `Workdir::run`, but killed after `bound`
