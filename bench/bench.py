@@ -384,7 +384,7 @@ provider "gcpfed" {{
 '''
 
 
-def roles_config(bed: Bed, n: int, inline: int = 1, managed: int = 1) -> str:
+def roles_config(bed: Bed, n: int, inline: int = 1, managed: int = 1, prefix: str = "gcpfed-bench") -> str:
     """N roles as a CI team would write them: one trust, one managed and one inline policy."""
     policies = ", ".join(
         f'''p{i} = jsonencode({{ Version = "2012-10-17", Statement = [{{ Effect = "Allow", Action = ["s3:GetObject"], Resource = "arn:aws:s3:::bench-${{count.index}}/{i}/*" }}] }})'''
@@ -394,7 +394,7 @@ def roles_config(bed: Bed, n: int, inline: int = 1, managed: int = 1) -> str:
     return provider_block(bed) + f'''
 resource "gcpfed_role" "bench" {{
   count                      = {n}
-  name                       = "gcpfed-bench-${{count.index}}"
+  name                       = "{prefix}-${{count.index}}"
   description                = "bench role ${{count.index}}"
   audience                   = "{AUDIENCE}"
   service_account_unique_ids = ["{RUNNER_ID}"]
@@ -925,6 +925,9 @@ def parse_args(argv):
     parser.add_argument("--latencies", default="0,30,100", help="ms per call for rows 6 (0 is always run)")
     parser.add_argument("--latency-size", type=int, default=None, help="N of roles for rows 6 (100)")
     parser.add_argument("--latency-apply-runs", type=int, default=None, help="applies per latency (--runs)")
+    parser.add_argument("--before-binary", default=None,
+                        help="an earlier build of the provider: rows 6 at 0 ms also run it, interleaved, "
+                             "to judge 'no worse than before' within one run")
     args = parser.parse_args(argv)
     sizes = args.sizes or ("10,30" if args.quick else "10,100,300")
     args.sizes = sorted({int(s) for s in sizes.split(",") if s.strip()})
@@ -983,7 +986,15 @@ def main(argv) -> int:
         if not only or "latency" in only:
             bed.reset()
             _, argv, env = bench.exchange_command(bed)
-            latency.run_rows(bench, bed, tf, work, sys.modules[__name__], argv + ["--no-cache"], env)
+            before = None
+            if args.before_binary:
+                before_dir = work / "before-provider"
+                before_dir.mkdir()
+                (before_dir / BINARY_NAME).symlink_to(Path(args.before_binary).resolve())
+                write_cli_config(work / "cli-before.tfrc", before_dir)
+                before = latency.Before(Path(args.before_binary).resolve(),
+                                        Terraform(bench.terraform_bin, work / "cli-before.tfrc"))
+            latency.run_rows(bench, bed, tf, work, sys.modules[__name__], argv + ["--no-cache"], env, before)
         if not only or "audit" in only:
             audit.run_rows(bench, bed, tf, work, sys.modules[__name__])
         if not only or "schema" in only:

@@ -17,12 +17,17 @@ role's calls in which each arrived after the previous one was answered), not ass
 depend on each other always form such a chain, but at low latency calls sent together can also
 land one after another (the first is answered before the third arrives), so a run can only
 over-count R: the smallest R any run recorded is the bound's R.
+
+"No worse than before" at 0 ms is judged within the run too: with `--before-binary` (an earlier
+build, e.g. of the commit before the concurrent calls), the 0 ms exchange, apply and plan also run
+that binary, interleaved run by run with ours, its roles under their own names beside ours.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 PARALLELISM = 10  # Terraform's default -parallelism
@@ -60,12 +65,64 @@ def _check_round_trip_analysis() -> None:
 
     assert sequential_round_trips([call(1, 2), call(3, 4), call(5, 6), call(7, 8)]) == 4
     assert sequential_round_trips([call(1, 4), call(2, 5), call(3, 6), call(7, 8)]) == 2
+    # The test must tell a clear slowdown from noise (values by hand).
+    assert p_ours_slower([2.0, 2.1, 2.2, 2.3, 2.4], [1.0, 1.1, 1.2, 1.3, 1.4]) < 0.01
+    assert p_ours_slower([1.0, 1.1, 1.2, 1.3, 1.4], [2.0, 2.1, 2.2, 2.3, 2.4]) > 0.99
+    assert 0.3 < p_ours_slower([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5, 3.9]) < 0.7
+
+
+def p_ours_slower(ours: list[float], before: list[float]) -> float:
+    """One-sided Mann-Whitney U test (normal approximation, ties averaged): the p-value of
+    "ours tends to take longer than before". Small p: ours is slower beyond run-to-run noise."""
+    pooled = sorted((value, side) for side, values in ((0, ours), (1, before)) for value in values)
+    ranks: list[float] = [0.0] * len(pooled)
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    n1, n2 = len(ours), len(before)
+    u = sum(rank for rank, (_, side) in zip(ranks, pooled) if side == 0) - n1 * (n1 + 1) / 2
+    sd = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    if sd == 0:
+        return 1.0
+    z = (u - n1 * n2 / 2 - 0.5) / sd  # continuity correction
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+@dataclass
+class Before:
+    """An earlier build of the provider, and a Terraform whose dev_overrides point at it."""
+
+    binary: Path
+    tf: object
 
 
 class LatencyRows:
-    def __init__(self, bench, bed, tf, work: Path, helpers) -> None:
+    def __init__(self, bench, bed, tf, work: Path, helpers, before: Before | None = None) -> None:
         self.bench, self.bed, self.tf, self.work, self.h = bench, bed, tf, work, helpers
+        self.before = before
         self.exchange_0 = None
+
+    def compare_with_before(self, what: str, ours: list[float], before: list[float]) -> None:
+        """A row of ours against the earlier build, both measured interleaved in this run."""
+        h = self.h
+        s, b = h.summary(ours), h.summary(before)
+        ratio = s["median"] / b["median"]
+        # No worse: a median at or under before's, or a difference run-to-run noise explains
+        # (a one-sided Mann-Whitney test cannot tell ours slower at the 5% level).
+        p = p_ours_slower(ours, before)
+        met = self.bench.goal(f"6. {what} at 0 ms no worse than before", ratio <= 1.0 or p >= 0.05,
+                              f"{ratio:.2f}× before, p(slower) = {p:.2f}", "≤ 1.00× or p ≥ 0.05")
+        self.bench.rows.append({
+            "n": "6", "what": f"{what} at 0 ms, against the earlier build",
+            "ours": h.fmt_span(s), "baseline": f"the same with the earlier build {self.before.binary}",
+            "base": h.fmt_span(b), "ratio": f"{ratio:.2f}× (p = {p:.2f})", "goal": "≤ 1.00× or p ≥ 0.05",
+            "met": met,
+            "runs": f"{len(ours)}+{len(before)}"})
 
     def set(self, ms: int) -> None:
         self.bed.control("POST", "latency", {"aws_ms": ms, "metadata_ms": ms})
@@ -75,12 +132,19 @@ class LatencyRows:
         h = self.h
         self.set(ms)
         h.check_credentials(h.must(h.run(argv, env=env), "credential-process (warm-up)").stdout, "warm-up")
-        samples = []
+        before_argv = [str(self.before.binary)] + list(argv[1:]) if self.before and ms == 0 else None
+        samples, before_samples = [], []
         for _ in range(runs):
             r = h.must(h.run(argv, env=env), f"credential-process --no-cache at {ms} ms")
             h.check_credentials(r.stdout, "credential-process --no-cache")
             samples.append(r.wall)
+            if before_argv:
+                r = h.must(h.run(before_argv, env=env), "the earlier build's credential-process --no-cache")
+                h.check_credentials(r.stdout, "the earlier build's credential-process --no-cache")
+                before_samples.append(r.wall)
         self.set(0)
+        if before_samples:
+            self.compare_with_before("one exchange, `credential-process --no-cache`", samples, before_samples)
         s = h.summary(samples)
         if ms == 0:
             self.exchange_0 = s["median"]
@@ -109,8 +173,15 @@ class LatencyRows:
         (data_dir / "main.tf").write_text(h.data_config(n))
         waves = math.ceil(n / PARALLELISM)
 
-        h.log(f"6: N={n} at {ms} ms: {apply_runs} applies of each, then {runs} no-op plans of each")
-        applies, data_applies, apply_trips = [], [], set()
+        before = self.before if ms == 0 else None
+        before_dir = self.work / "latency-roles-before"
+        if before:
+            before_dir.mkdir()
+            (before_dir / "main.tf").write_text(h.roles_config(bed, n, prefix="gcpfed-before"))
+
+        h.log(f"6: N={n} at {ms} ms: {apply_runs} applies of each, then {runs} no-op plans of each"
+              + (" (and of the earlier build)" if before else ""))
+        applies, data_applies, apply_trips, before_applies = [], [], set(), []
         for _ in range(apply_runs):
             bed.reset()  # restores the start-up latency (0): set it again
             self.set(ms)
@@ -121,8 +192,12 @@ class LatencyRows:
             apply_trips.add(round_trips_per_role(bed.calls()))
             h.fresh_state(data_dir)
             data_applies.append(h.must(tf.apply(data_dir), f"terraform apply, {n} terraform_data").wall)
+            if before:
+                # Its own role names: ours stay in place for the plans below.
+                h.fresh_state(before_dir)
+                before_applies.append(h.must(before.tf.apply(before_dir), "the earlier build's apply").wall)
 
-        plans, data_plans, bed_cpu, plan_trips, iam_calls = [], [], [], set(), 0
+        plans, data_plans, bed_cpu, plan_trips, iam_calls, before_plans = [], [], [], set(), 0, []
         for _ in range(runs):
             bed.clear_calls()
             c0 = bed.cpu_seconds()
@@ -133,7 +208,12 @@ class LatencyRows:
             iam_calls = len(h.iam_calls(calls))
             plan_trips.add(round_trips_per_role(calls))
             data_plans.append(h.must(tf.plan(data_dir), f"terraform plan, {n} terraform_data").wall)
+            if before:
+                before_plans.append(h.must(before.tf.plan(before_dir), "the earlier build's no-op plan").wall)
         self.set(0)
+        if before:
+            self.compare_with_before(f"`terraform apply`, N={n} gcpfed_role", applies, before_applies)
+            self.compare_with_before(f"`terraform plan` (no-op), N={n} gcpfed_role", plans, before_plans)
 
         for command, kind, samples, floors, trips, goal in (
             ("plan", "no-op plan", plans, data_plans, plan_trips, GOAL_PLAN_100),
@@ -170,11 +250,11 @@ class LatencyRows:
             "plan_round_trips": sorted(plan_trips), "apply_round_trips": sorted(apply_trips)}
 
 
-def run_rows(bench, bed, tf, work: Path, helpers, exchange_argv, exchange_env) -> None:
+def run_rows(bench, bed, tf, work: Path, helpers, exchange_argv, exchange_env, before: Before | None = None) -> None:
     """Every latency of --latencies (0 first: the exchange bound needs the 0 ms figure)."""
     _check_round_trip_analysis()
     args = bench.args
-    rows = LatencyRows(bench, bed, tf, work, helpers)
+    rows = LatencyRows(bench, bed, tf, work, helpers, before)
     latencies = sorted(set([0] + args.latencies))
     for ms in latencies:
         helpers.log(f"6: exchange at {ms} ms, {args.runs} runs")

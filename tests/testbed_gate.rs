@@ -1176,3 +1176,78 @@ fn bed_python_unit_tests_pass() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("OK"), "{stderr}");
 }
+
+/// The gate hands calls to moto in its own process (tests/testbed/bed_moto.py) instead of
+/// over HTTP: its answers must be moto's own, byte for byte but for the request ID, whether
+/// the call is a form POST, a query-string GET, percent-encoded or an error.
+#[test]
+fn gate_answers_exactly_as_moto_answers() {
+    let bed = shared_bed();
+    let trust = trust_policy_by_hand(AUD, &["104857600000000000001"]);
+    let iam = bed.iam();
+    create_role(&iam, "gcpfed-fidelity", &trust, None);
+    let http = reqwest::blocking::Client::new();
+    let authorization = "AWS4-HMAC-SHA256 Credential=AKIAGCPFEDFIDELITY01/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0";
+    let request_id = |body: &str| {
+        let mut text = body.to_owned();
+        while let (Some(start), Some(end)) = (text.find("<RequestId>"), text.find("</RequestId>")) {
+            text.replace_range(start..end + "</RequestId>".len(), "<RequestId/>");
+        }
+        text
+    };
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "POST",
+            "/",
+            "Action=GetRole&Version=2010-05-08&RoleName=gcpfed-fidelity",
+        ),
+        (
+            "POST",
+            "/",
+            "Action=GetRole&Version=2010-05-08&RoleName=gcpfed-no-such-role",
+        ),
+        (
+            "POST",
+            "/",
+            "Action=ListRoles&Version=2010-05-08&PathPrefix=%2F",
+        ),
+        (
+            "GET",
+            "/?Action=GetRole&Version=2010-05-08&RoleName=gcpfed-fidelity",
+            "",
+        ),
+        ("POST", "/", "Action=NoSuchAction&Version=2010-05-08"),
+    ];
+    let mut statuses = Vec::new();
+    for (method, target, body) in cases {
+        let answer = |base: &str| {
+            let request = http
+                .request(method.parse().unwrap(), format!("{base}{target}"))
+                .header("Authorization", authorization);
+            let request = if body.is_empty() {
+                request
+            } else {
+                request
+                    .header(
+                        "Content-Type",
+                        "application/x-www-form-urlencoded; charset=utf-8",
+                    )
+                    .body(body.to_owned())
+            };
+            let response = request.send().expect("the bed answers");
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, content_type, request_id(&response.text().unwrap()))
+        };
+        let through_gate = answer(&bed.aws_endpoint);
+        let from_moto = answer(&bed.moto_endpoint);
+        assert_eq!(through_gate, from_moto, "{method} {target} {body}");
+        statuses.push(through_gate.0);
+    }
+    // The cases cover answers and errors (a guard against comparing two identical failures).
+    assert_eq!(statuses[..4], [200, 404, 200, 200]);
+    assert!(statuses[4] >= 400, "{statuses:?}");
+}

@@ -1,6 +1,7 @@
-"""The AWS gate: an HTTP proxy in front of moto that records every call, checks
-`AssumeRoleWithWebIdentity` the way real STS does (see bed_sts), injects faults, and serves the
-test bed's control API under /_testbed/ (never forwarded to moto). JSON in, JSON out:
+"""The AWS gate: the bed's AWS endpoint. It hands every call to moto (in-process, see bed_moto),
+records it, checks `AssumeRoleWithWebIdentity` the way real STS does (see bed_sts), injects
+faults, and serves the test bed's control API under /_testbed/ (never handed to moto). JSON in,
+JSON out:
 
   GET    /_testbed/info               the endpoints of the ready line
   POST   /_testbed/reset              empty moto, forget calls and faults, default accounts
@@ -29,7 +30,6 @@ Every recorded call also holds `start_seq`, `end_seq` and `in_flight_at_start` (
 from __future__ import annotations
 
 import html
-import http.client
 import json
 import re
 import socket
@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import bed_http
 import bed_latency
+import bed_moto
 import bed_state
 import bed_sts
 
@@ -139,7 +140,7 @@ class Gate:
     def __init__(
         self,
         state: bed_state.BedState,
-        moto_address: tuple[str, int],
+        moto: bed_moto.InProcessMoto,
         get_role: Callable[[str], dict | None],
         reset_moto: Callable[[], None],
         moto_ready: threading.Event,
@@ -147,7 +148,7 @@ class Gate:
     ) -> None:
         self.state = state
         self.latency = latency or bed_latency.Latency()
-        self.moto_address = moto_address
+        self.moto = moto
         self.get_role = get_role
         self.reset_moto = reset_moto
         self.moto_ready = moto_ready
@@ -162,23 +163,11 @@ class Gate:
 
     # ------------------------------------------------------------------------------------
     def forward(self, method: str, target: str, headers, body: bytes, extra: dict | None = None):
+        """moto's answer to one call, computed in this thread (see bed_moto for why)."""
         self.moto_ready.wait(120)
-        conn = http.client.HTTPConnection(*self.moto_address, timeout=120)
-        try:
-            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-            for name, value in headers.items():
-                if name.lower() not in HOP_BY_HOP:
-                    conn.putheader(name, value)
-            for name, value in (extra or {}).items():
-                conn.putheader(name, value)
-            if body or method in ("POST", "PUT", "PATCH"):
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body if body else None)
-            response = conn.getresponse()
-            data = response.read()
-            return response.status, response.getheaders(), data
-        finally:
-            conn.close()
+        sent = {name: value for name, value in headers.items() if name.lower() not in HOP_BY_HOP}
+        sent.update(extra or {})
+        return self.moto.call(method, target, sent, body)
 
     def _handler(self):
         gate = self
@@ -266,11 +255,12 @@ class Gate:
                         )
                 try:
                     status, headers, data = gate.forward(self.command, self.path, self.headers, body, extra)
-                except OSError as err:
+                except Exception as err:  # noqa: BLE001 - a moto crash is answered, recorded and logged
+                    bed_http.log(f"moto failed on {info.action}: {err!r}")
                     call.update(status=502, error_code="TestBedUpstreamError")
                     gate.answering(call)
                     state.record(call)
-                    self.send_bytes(502, f"test bed: moto unreachable: {err}\n".encode(), "text/plain")
+                    self.send_bytes(502, f"test bed: moto failed: {err!r}\n".encode(), "text/plain")
                     return
                 call.update(status=status, error_code=error_code_of(status, headers, data))
                 if is_web_identity and status == 200:
@@ -284,7 +274,8 @@ class Gate:
                 try:
                     status, headers, data = gate.forward(self.command, self.path, self.headers, body)
                     call.update(status=status, error_code=error_code_of(status, headers, data))
-                except OSError:
+                except Exception as err:  # noqa: BLE001 - as in dispatch
+                    bed_http.log(f"moto failed on {call['action']}: {err!r}")
                     call.update(status=502, error_code="TestBedUpstreamError")
                 call.update(injected=True, answer_dropped=True)
                 gate.answering(call)

@@ -2,8 +2,9 @@
 """The local test bed of terraform-provider-gcpfed.
 
 Starts, all on 127.0.0.1 and free ports:
-  * moto in server mode (IAM, STS, ...), AWS managed policies loaded;
-  * the AWS gate (bed_gate): a recording proxy in front of moto that checks
+  * moto (IAM, STS, ...), AWS managed policies loaded: its own HTTP server, the bed's
+    unrecorded endpoint, and the same state called in-process by the gate (bed_moto);
+  * the AWS gate (bed_gate): the recorded endpoint, which hands each call to moto, checks
     AssumeRoleWithWebIdentity as real STS does, injects faults, and serves /_testbed/ control;
   * our GCE metadata emulator (bed_metadata) and the issuer's JWKS;
   * our IAM Credentials API emulator (bed_iamcredentials: generateIdToken, impersonation).
@@ -53,49 +54,20 @@ import bed_http  # noqa: E402
 import bed_iamcredentials  # noqa: E402
 import bed_latency  # noqa: E402
 import bed_metadata  # noqa: E402
+import bed_moto  # noqa: E402
 import bed_state  # noqa: E402
 
 
 class MotoSide:
     """The bed's own, unrecorded access to moto: role reads for the gate, warm-up, reset."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, moto: bed_moto.InProcessMoto) -> None:
         self.url = url
+        self.moto = moto
         self.ready = threading.Event()
-        self._iam = None
-        self._lock = threading.Lock()
-
-    def iam(self):
-        with self._lock:
-            if self._iam is None:
-                import boto3
-                from botocore.config import Config
-
-                session = boto3.session.Session(
-                    aws_access_key_id="testing",
-                    aws_secret_access_key="testing",
-                    region_name="us-east-1",
-                )
-                self._iam = session.client(
-                    "iam",
-                    endpoint_url=self.url,
-                    config=Config(
-                        retries={"max_attempts": 1, "mode": "standard"},
-                        connect_timeout=5,
-                        read_timeout=120,
-                    ),
-                )
-            return self._iam
 
     def get_role(self, name: str) -> dict | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.iam().get_role(RoleName=name)["Role"]
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") == "NoSuchEntity":
-                return None
-            raise
+        return self.moto.get_role(name)
 
     def warm(self) -> None:
         """Create moto's IAM backend and its web app ahead of the first test request."""
@@ -114,22 +86,6 @@ class MotoSide:
                 answer.read()
         finally:
             self.warm()
-
-
-def limit_iam_partitions() -> None:
-    """Let moto build IAM for the `aws` partition only.
-
-    To find the account of an access key, moto 5 creates the IAM backend of every partition
-    (six of them, each loading ~1,600 AWS managed policies): about a second of CPU per bed
-    and per reset. The bed emulates the `aws` partition only, so the others are never needed.
-    """
-    try:
-        import moto.iam.models as iam_models
-    except ImportError:
-        return
-    names = getattr(iam_models, "PARTITION_NAMES", None)
-    if isinstance(names, (list, tuple)) and "aws" in names:
-        iam_models.PARTITION_NAMES = ["aws"]
 
 
 def stdin_is_unwatchable() -> bool:
@@ -183,17 +139,19 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.server import ThreadedMotoServer
 
-    limit_iam_partitions()
+    bed_moto.limit_iam_partitions()
+    bed_moto.remember_moto_modules()
 
     state = bed_state.BedState()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     moto_host, moto_port = moto.get_host_and_port()
     moto_url = f"http://{moto_host}:{moto_port}"
-    moto_side = MotoSide(moto_url)
+    in_process_moto = bed_moto.InProcessMoto()
+    moto_side = MotoSide(moto_url, in_process_moto)
 
     latency = bed_latency.Latency()  # GCPFED_BED_*LATENCY_MS, shared by the gate and the metadata server
-    gate = bed_gate.Gate(state, (moto_host, moto_port), moto_side.get_role, moto_side.reset, moto_side.ready, latency)
+    gate = bed_gate.Gate(state, in_process_moto, moto_side.get_role, moto_side.reset, moto_side.ready, latency)
     iam_credentials = bed_iamcredentials.IamState(state)
     metadata = bed_metadata.start(state, latency, iam_credentials)
     iam_server = bed_iamcredentials.start(iam_credentials)
