@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import xml.etree.ElementTree as ElementTree
 from urllib.parse import urlencode
 
@@ -66,12 +67,19 @@ def remember_moto_modules() -> None:
 
 
 class InProcessMoto:
-    """moto's WSGI application, called in the caller's thread."""
+    """moto's WSGI application, called in the caller's thread, one call at a time.
+
+    One at a time because moto's IAM is not thread-safe: GetRole and every call that looks a
+    role up iterate over all roles, and a CreateRole of another thread in the meantime failed
+    them with "dictionary changed size during iteration", an HTTP 500 that real IAM never
+    gives (about one 100-role apply in 12). The lock costs no throughput: moto's work is all
+    CPU under the interpreter lock anyway, and the latency sleeps happen outside it."""
 
     def __init__(self) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         self.app = DomainDispatcherApplication(create_backend_app)
+        self._one_at_a_time = threading.Lock()
 
     def call(self, method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
         """One request (`target` is the path and query as sent), answered as moto's server
@@ -111,13 +119,14 @@ class InProcessMoto:
             return lambda data: answer.setdefault("written", []).append(data)
 
         try:
-            chunks = self.app(environ, start_response)
-            try:
-                data = b"".join(answer.get("written", [])) + b"".join(chunks)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+            with self._one_at_a_time:
+                chunks = self.app(environ, start_response)
+                try:
+                    data = b"".join(answer.get("written", [])) + b"".join(chunks)
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
         except Exception as err:  # noqa: BLE001 - answered as moto's server answers it
             # An exception out of moto (an action it does not know, say) is what moto's own
             # werkzeug server turns into its generic 500 page; the gate answers the same.
